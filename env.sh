@@ -1,0 +1,49 @@
+# Defaults of the walkthrough's shell variables: the one place they are written.
+#
+#   source env.sh     # in your shell, for the by-hand commands of the README
+#
+# The Makefile reads its defaults from this file too. Every default yields to a
+# value already set, so `MODEL=mnist_pure_jax source env.sh`, `make VAR=value`
+# and exported variables win. Plain POSIX sh: bash and dash can source it.
+
+# Where SavedModels go: one directory per model, one numbered version below it.
+: "${MODEL_PATH:=/tmp/jax2tf/saved_models}"
+# The example model: mnist_flax (CNN) or mnist_pure_jax (MLP).
+: "${MODEL:=mnist_flax}"
+# Batch size of the exported serving signature: -1 for any batch size.
+: "${SERVING_BATCH_SIZE_SAVE:=-1}"
+# Batch size of each request; must equal SERVING_BATCH_SIZE_SAVE unless that is -1.
+: "${SERVING_BATCH_SIZE:=16}"
+# How many test images `make request` sends.
+: "${COUNT_IMAGES:=128}"
+: "${DOCKER_IMAGE:=tensorflow/serving:nightly}"
+# TensorFlow Serving's own ports: gRPC and REST.
+: "${GRPC_PORT:=8500}"
+: "${REST_PORT:=8501}"
+
+# The highest numeric version directory under $MODEL_PATH/$MODEL (0 if none).
+# TensorFlow Serving reads "00000123" as 123, hence the base-10 arithmetic.
+latest_model_version() {
+  _latest=0
+  for _dir in "$MODEL_PATH/$MODEL"/*/; do
+    _name=$(basename "$_dir")
+    case "$_name" in
+      '' | *[!0-9]*) continue ;;
+    esac
+    _name=$(printf '%s' "$_name" | sed 's/^0*//')
+    [ "${_name:-0}" -gt "$_latest" ] && _latest=${_name:-0}
+  done
+  echo "$_latest"
+  unset _latest _dir _name
+}
+
+# MODEL_VERSION defaults to the next free version, so that each export adds a
+# version that a running model server picks up. Sourcing this file again
+# recomputes a version it chose itself, but keeps one you set.
+if [ -z "${MODEL_VERSION:-}" ] || [ "$MODEL_VERSION" = "${ENV_SH_MODEL_VERSION:-}" ]; then
+  MODEL_VERSION=$(($(latest_model_version) + 1))
+  ENV_SH_MODEL_VERSION=$MODEL_VERSION
+fi
+
+export MODEL_PATH MODEL SERVING_BATCH_SIZE_SAVE SERVING_BATCH_SIZE COUNT_IMAGES \
+  DOCKER_IMAGE GRPC_PORT REST_PORT MODEL_VERSION ENV_SH_MODEL_VERSION

@@ -1,0 +1,41 @@
+"""An MLP in pure JAX: no framework, so every parameter and operation is visible.
+
+784 -> 512 -> 512 -> 10 with tanh, the upstream jax2tf example's architecture.
+The parameters are a list of (weights, biases) pairs, a pytree that jax2tf and
+tf.nest both understand, so it needs no conversion before export.
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from models.base import INPUT_SHAPE, NUM_CLASSES, Model, Params
+
+_LAYER_SIZES = (math.prod(INPUT_SHAPE), 512, 512, NUM_CLASSES)
+
+
+def init(rng: jax.Array) -> Params:
+    # LeCun-normal weights keep tanh out of saturation; the upstream example
+    # drew every layer from one key with a fixed scale of 0.1.
+    keys = jax.random.split(rng, len(_LAYER_SIZES) - 1)
+    weight_init = jax.nn.initializers.lecun_normal()
+    return [
+        (weight_init(key, (m, n)), jnp.zeros((n,)))
+        for key, m, n in zip(keys, _LAYER_SIZES[:-1], _LAYER_SIZES[1:])
+    ]
+
+
+def apply(params: Params, images: jax.Array, with_classifier: bool = True) -> jax.Array:
+    # -1, not the product of INPUT_SHAPE: keeps the batch dimension symbolic
+    # for a batch-polymorphic export.
+    x = images.reshape((images.shape[0], -1))
+    for w, b in params[:-1]:
+        x = jnp.tanh(x @ w + b)
+    if not with_classifier:
+        return x
+    w, b = params[-1]
+    return jax.nn.log_softmax(x @ w + b)
+
+
+MODEL = Model(name="mnist_pure_jax", init=init, apply=apply)

@@ -1,0 +1,115 @@
+"""One training loop for every model of the registry.
+
+Upstream trained with plain SGD at learning rate 0.001, which leaves the MLP far
+from converged after 3 epochs. Adam at 0.001 reaches high test accuracy within
+the default 3 epochs for both models (README, "What changed from upstream").
+
+The step takes uint8 images and integer labels and does the scaling and the
+one-hot arithmetic on the device, so the host only slices arrays. JAX
+dispatches each step asynchronously: the host prepares the next batch while the
+device computes, and reads the accuracy counters back once per epoch.
+"""
+
+import dataclasses
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from models.base import Model, Params
+from models.mnist_data import Split, batches, scale_images
+
+TRAIN_BATCH_SIZE = 128
+TEST_BATCH_SIZE = 16
+LEARNING_RATE = 1e-3
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    params: Params
+    train_accuracy: float  # Over the last epoch, while the parameters moved.
+    test_accuracy: float
+
+
+def train(
+    model: Model, train_data: Split, test_data: Split, *, num_epochs: int, seed: int = 0
+) -> TrainResult:
+    """Trains `model` with Adam; logs time, throughput and accuracy per epoch."""
+    params = model.init(jax.random.PRNGKey(seed))
+    optimizer = optax.adam(LEARNING_RATE)
+    opt_state = optimizer.init(params)
+    step = make_train_step(model, optimizer)
+    shuffle_rng = np.random.default_rng(seed)
+    steps_per_epoch = len(train_data) // TRAIN_BATCH_SIZE
+    if steps_per_epoch == 0:
+        raise ValueError(
+            f"{len(train_data)} training examples are fewer than one batch of {TRAIN_BATCH_SIZE}"
+        )
+    train_accuracy = test_accuracy = 0.0
+    for epoch in range(1, num_epochs + 1):
+        start = time.perf_counter()
+        correct = []
+        for i, (images, labels) in enumerate(batches(train_data, TRAIN_BATCH_SIZE, rng=shuffle_rng)):
+            params, opt_state, batch_correct = step(params, opt_state, images, labels)
+            correct.append(batch_correct)
+            _progress(f"{model.name}: epoch {epoch}/{num_epochs}", i + 1, steps_per_epoch)
+        train_accuracy = float(jnp.sum(jnp.stack(correct))) / (steps_per_epoch * TRAIN_BATCH_SIZE)
+        seconds = time.perf_counter() - start
+        test_accuracy = accuracy(model, params, test_data)
+        logging.info(
+            "%s: epoch %d/%d in %.1f s (%.0f examples/s): train accuracy %.2f%%, "
+            "test accuracy %.2f%%",
+            model.name,
+            epoch,
+            num_epochs,
+            seconds,
+            steps_per_epoch * TRAIN_BATCH_SIZE / seconds,
+            100 * train_accuracy,
+            100 * test_accuracy,
+        )
+    return TrainResult(params, train_accuracy, test_accuracy)
+
+
+def make_train_step(model: Model, optimizer: optax.GradientTransformation):
+    """The jitted step: (params, opt_state, uint8 images, labels) -> (params, opt_state, correct)."""
+
+    def loss_fn(params, images, labels):
+        log_probs = model.apply(params, scale_images(images))
+        loss = -jnp.mean(jnp.take_along_axis(log_probs, labels[:, None], axis=1))
+        return loss, log_probs
+
+    @jax.jit
+    def step(params, opt_state, images, labels):
+        (_, log_probs), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, images, labels)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        correct = jnp.sum(jnp.argmax(log_probs, axis=1) == labels)
+        return optax.apply_updates(params, updates), opt_state, correct
+
+    return step
+
+
+def accuracy(model: Model, params: Params, data: Split, batch_size: int = TEST_BATCH_SIZE) -> float:
+    """Fraction of `data` that `model` classifies correctly."""
+
+    @jax.jit
+    def count_correct(params, images, labels):
+        predicted = jnp.argmax(model.apply(params, scale_images(images)), axis=1)
+        return jnp.sum(predicted == labels)
+
+    counts = [count_correct(params, x, y) for x, y in batches(data, batch_size)]
+    return float(jnp.sum(jnp.stack(counts))) / len(data)
+
+
+def _progress(label: str, done: int, total: int) -> None:
+    """A one-line progress bar, on a terminal only (not in logs or CI output)."""
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    filled = width * done // total
+    end = "\n" if done == total else ""
+    sys.stderr.write(f"\r{label} [{'=' * filled}{' ' * (width - filled)}] {done}/{total}{end}")
+    sys.stderr.flush()

@@ -1,0 +1,328 @@
+"""Train an MNIST model in JAX, export it with jax2tf, and check the SavedModel.
+
+    python saved_model_main.py --model=mnist_flax --model_path=/tmp/jax2tf/saved_models \
+        --model_version=1 --serving_batch_size=-1 --compile_model --noshow_model
+
+writes a SavedModel to MODEL_PATH/MODEL/MODEL_VERSION: the layout TensorFlow
+Serving polls (--model_base_path=MODEL_PATH/MODEL). `make export` runs this
+command with the variables of env.sh.
+
+Why it is shaped this way:
+- The version appears atomically (saved_model_lib.staging_directory): it is
+  written, reloaded and compared with the JAX function in a hidden staging
+  directory, and renamed into place only when it passed, so a model server
+  never loads a half-written or wrong version.
+- An existing version is never overwritten unless --overwrite. Without
+  --model_version the next free version is taken, so repeated exports add
+  versions that a running server picks up.
+- --serving_batch_size=-1 exports a batch-polymorphic signature (None, 28, 28,
+  1); N > 0 fixes the batch at N, and also traces the training and test batch
+  sizes, as the upstream example does.
+- Each version carries assets.extra/export_info.json (what was trained, how,
+  and how well); `make clean` deletes only directories that carry it.
+"""
+
+import datetime
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+import saved_model_lib
+from models import INPUT_SHAPE, MODELS, get_model, mnist_data, train
+
+# Written into every version; `make clean` only deletes what carries it.
+EXPORT_INFO_FILE = os.path.join("assets.extra", "export_info.json")
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+
+_MODEL = flags.DEFINE_enum("model", "mnist_flax", list(MODELS), "Which model to train and export.")
+_MODEL_CLASSIFIER_LAYER = flags.DEFINE_boolean(
+    "model_classifier_layer",
+    True,
+    "Export the whole classifier (log-probabilities of the 10 digits). False exports "
+    "the features of the last hidden layer instead, to reuse the model in a larger one.",
+)
+_MODEL_PATH = flags.DEFINE_string(
+    "model_path",
+    "/tmp/jax2tf/saved_models",
+    "Directory of the exported models: the SavedModel goes to MODEL_PATH/MODEL/MODEL_VERSION.",
+)
+_MODEL_VERSION = flags.DEFINE_integer(
+    "model_version",
+    None,
+    "Version number of the SavedModel; a model server serves the highest. "
+    "Default: 1 + the highest existing version.",
+    lower_bound=0,
+)
+_SERVING_BATCH_SIZE = flags.DEFINE_integer(
+    "serving_batch_size",
+    -1,
+    "Batch size of the serving signature: -1 for any batch size (batch-polymorphic), "
+    "or N > 0 for exactly N.",
+)
+_NUM_EPOCHS = flags.DEFINE_integer("num_epochs", 3, "Training epochs.", lower_bound=0)
+_GENERATE_MODEL = flags.DEFINE_boolean(
+    "generate_model",
+    True,
+    "Train and export a new model. False checks the existing MODEL_VERSION on test data instead.",
+)
+_COMPILE_MODEL = flags.DEFINE_boolean(
+    "compile_model",
+    True,
+    "jit_compile the SavedModel's function (XLA). TensorFlow Serving needs it to run "
+    "the converted ops (with --xla_cpu_compilation_enabled=true).",
+)
+_SHOW_MODEL = flags.DEFINE_boolean(
+    "show_model", True, "Print the SavedModel's signatures (saved_model_cli show --all)."
+)
+_SHOW_IMAGES = flags.DEFINE_boolean(
+    "show_images",
+    False,
+    "Write a PNG grid of test digits with their labels and the SavedModel's predictions "
+    "into the version's assets.extra/ and print its path.",
+)
+_TEST_SAVEDMODEL = flags.DEFINE_boolean(
+    "test_savedmodel",
+    True,
+    "Reload the SavedModel and compare it with the JAX function on real test images "
+    "before the version is published.",
+)
+_PLATFORMS = flags.DEFINE_multi_enum(
+    "platforms",
+    ["cpu"],
+    PLATFORMS,
+    "Platforms the SavedModel runs on (jax2tf native serialization); repeat or use "
+    "commas: --platforms=cpu,cuda serves on both CPU and GPU model servers.",
+)
+_OVERWRITE = flags.DEFINE_boolean(
+    "overwrite", False, "Replace MODEL_VERSION if it exists (otherwise that is an error)."
+)
+
+
+class ExportError(Exception):
+    """The export cannot go on; the message says why and what to do."""
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    # SIGTERM (kill, a CI timeout) unwinds like SIGINT, through the clean-up.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        if _GENERATE_MODEL.value:
+            path = train_and_export()
+        else:
+            path = check_existing()
+    except (ExportError, mnist_data.DataError) as e:
+        sys.exit(f"error: {e}")
+    if _SHOW_MODEL.value:
+        show_model(path)
+
+
+def train_and_export() -> str:
+    model = get_model(_MODEL.value)
+    base_dir = os.path.join(_MODEL_PATH.value, model.name)
+    version = _MODEL_VERSION.value or saved_model_lib.next_version(base_dir)
+    # Checked again when publishing; this early check saves the training time.
+    if version in saved_model_lib.versions(base_dir) and not _OVERWRITE.value:
+        raise _version_exists(base_dir, version)
+    test_data = mnist_data.load_from_flags("test")
+    train_data = mnist_data.load_from_flags("train")
+    logging.info(
+        "Training %s for %d epochs on %d examples", model.name, _NUM_EPOCHS.value, len(train_data)
+    )
+    result = train.train(model, train_data, test_data, num_epochs=_NUM_EPOCHS.value)
+    predict_fn = functools.partial(model.apply, with_classifier=_MODEL_CLASSIFIER_LAYER.value)
+
+    batch_size = _SERVING_BATCH_SIZE.value
+    if batch_size == -1:
+        input_signatures = [tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)]
+        polymorphic_shapes = "(b, ...)"
+    else:
+        # The serving signature first; then the batch sizes of training and
+        # evaluation, so that the reloaded model takes those without retracing.
+        sizes = dict.fromkeys([batch_size, train.TRAIN_BATCH_SIZE, train.TEST_BATCH_SIZE])
+        input_signatures = [tf.TensorSpec((n, *INPUT_SHAPE), tf.float32) for n in sizes]
+        polymorphic_shapes = None
+
+    with saved_model_lib.staging_directory(base_dir) as staging:
+        logging.info("Converting with jax2tf and saving (platforms: %s)", ",".join(_PLATFORMS.value))
+        saved_model_lib.convert_and_save_model(
+            predict_fn,
+            result.params,
+            staging,
+            input_signatures=input_signatures,
+            polymorphic_shapes=polymorphic_shapes,
+            compile_model=_COMPILE_MODEL.value,
+            platforms=_PLATFORMS.value,
+        )
+        _write_export_info(staging, model.name, result)
+        if _TEST_SAVEDMODEL.value:
+            test_savedmodel(staging, lambda x: predict_fn(result.params, x), test_data)
+        if _SHOW_IMAGES.value:
+            images_file = save_images(staging, test_data)
+        try:
+            path = saved_model_lib.publish_version(
+                staging, base_dir, version, overwrite=_OVERWRITE.value
+            )
+        except FileExistsError as e:
+            raise _version_exists(base_dir, version) from e
+    logging.info("Exported %s version %d to %s", model.name, version, path)
+    if _SHOW_IMAGES.value:
+        print(f"Test images with predictions: {images_file.replace(staging, path)}")
+    return path
+
+
+def check_existing() -> str:
+    """--nogenerate_model: run MODEL_VERSION (default: the newest) on test data."""
+    base_dir = os.path.join(_MODEL_PATH.value, _MODEL.value)
+    version = _MODEL_VERSION.value or max(saved_model_lib.versions(base_dir), default=None)
+    if version not in saved_model_lib.versions(base_dir):
+        raise ExportError(
+            f"no version {version or ''} under {base_dir}: export one first (make export)."
+        )
+    path = os.path.join(base_dir, str(version))
+    serve = _serving_signature(path)
+    test_data = mnist_data.load_from_flags("test")
+    correct = 0
+    for images, labels in _signature_batches(serve, test_data):
+        predicted = np.argmax(_call(serve, mnist_data.scale_images(images)), axis=1)
+        correct += int(np.sum(predicted == labels))
+    logging.info("%s: test accuracy %.2f%%", path, 100 * correct / len(test_data))
+    return path
+
+
+def test_savedmodel(path: str, jax_predict, test_data: mnist_data.Split) -> None:
+    """Compares the SavedModel with the JAX function on test images."""
+    device, tolerances = _device_and_tolerances()
+    with tf.device(device):
+        serve = _serving_signature(path)
+        fixed = _batch_size(serve)
+        # A batch-polymorphic model is checked at two batch sizes.
+        for batch_size in [fixed] if fixed else [train.TEST_BATCH_SIZE, 1]:
+            images = mnist_data.scale_images(test_data.images[:batch_size])
+            try:
+                np.testing.assert_allclose(
+                    _call(serve, images), np.asarray(jax_predict(images)), **tolerances
+                )
+            except AssertionError as e:
+                raise ExportError(
+                    f"the SavedModel's outputs differ from the JAX function's at batch "
+                    f"{batch_size}, so it was not published:\n{e}"
+                ) from e
+    logging.info("The SavedModel matches the JAX function on %s (%s)", device, tolerances)
+
+
+def save_images(path: str, test_data: mnist_data.Split, rows: int = 2, cols: int = 8) -> str:
+    """A PNG of test digits titled with label and the SavedModel's prediction."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # Headless: write a file, open no window.
+    from matplotlib import pyplot as plt
+
+    serve = _serving_signature(path)
+    count = _batch_size(serve) or rows * cols
+    images = test_data.images[:count]
+    outputs = _call(serve, mnist_data.scale_images(images))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.5))
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= len(images):
+            continue
+        ax.imshow(images[i, :, :, 0], cmap="gray")
+        title = f"label {test_data.labels[i]}"
+        if _MODEL_CLASSIFIER_LAYER.value:
+            title += f"\npred {np.argmax(outputs[i])}"
+        ax.set_title(title, fontsize=8)
+    image_file = os.path.join(path, "assets.extra", "test_images.png")
+    os.makedirs(os.path.dirname(image_file), exist_ok=True)
+    fig.savefig(image_file, dpi=100)
+    plt.close(fig)
+    return image_file
+
+
+def show_model(path: str) -> None:
+    """Prints the SavedModel as `saved_model_cli show --all --dir PATH` does."""
+    cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
+    print(f"saved_model_cli show --all --dir {path}", flush=True)
+    subprocess.run([cli, "show", "--all", "--dir", path], check=False)
+
+
+def _serving_signature(path: str):
+    return tf.saved_model.load(path).signatures[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY]
+
+
+def _batch_size(signature) -> int | None:
+    """The fixed batch size of the signature's input, None if polymorphic."""
+    (spec,) = signature.structured_input_signature[1].values()
+    return spec.shape[0]
+
+
+def _call(signature, images: np.ndarray) -> np.ndarray:
+    (output,) = signature(inputs=tf.constant(images)).values()
+    return output.numpy()
+
+
+def _signature_batches(signature, data: mnist_data.Split):
+    """Batches that a signature of fixed batch size takes (dropping the rest)."""
+    fixed = _batch_size(signature)
+    for images, labels in mnist_data.batches(data, fixed or train.TEST_BATCH_SIZE):
+        if fixed is None or len(images) == fixed:
+            yield images, labels
+
+
+def _device_and_tolerances() -> tuple[str, dict[str, float]]:
+    """The TF device that runs the check, and tolerances fit for it."""
+    for kind, tolerances in (("GPU", dict(atol=1e-6, rtol=1e-4)), ("CPU", dict(atol=1e-5, rtol=1e-5))):
+        devices = tf.config.list_logical_devices(kind)
+        if devices:
+            return devices[0].name, tolerances
+    raise ExportError("TensorFlow sees no CPU or GPU device")
+
+
+def _write_export_info(path: str, model_name: str, result: train.TrainResult) -> None:
+    info = {
+        "exported_by": "jax2tf-serving saved_model_main.py",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": model_name,
+        "classifier_layer": _MODEL_CLASSIFIER_LAYER.value,
+        "serving_batch_size": _SERVING_BATCH_SIZE.value,
+        "platforms": _PLATFORMS.value,
+        "data": "mock" if mnist_data.MOCK_DATA.value else (mnist_data.DATA_DIR.value or "tfds"),
+        "num_epochs": _NUM_EPOCHS.value,
+        "train_accuracy": result.train_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "jax": jax.__version__,
+        "tensorflow": tf.__version__,
+    }
+    info_file = os.path.join(path, EXPORT_INFO_FILE)
+    os.makedirs(os.path.dirname(info_file), exist_ok=True)
+    with open(info_file, "w") as f:
+        json.dump(info, f, indent=2)
+
+
+def _version_exists(base_dir: str, version: int) -> ExportError:
+    return ExportError(
+        f"version {version} of {base_dir} exists; nothing was changed. Export to the next "
+        f"free version by leaving MODEL_VERSION unset (next: "
+        f"{saved_model_lib.next_version(base_dir)}), or replace it with OVERWRITE=1 "
+        "(--overwrite)."
+    )
+
+
+def _validate_batch_size(value: int) -> bool:
+    return value == -1 or value > 0
+
+
+flags.register_validator(
+    _SERVING_BATCH_SIZE.name, _validate_batch_size, "must be -1 (any batch size) or > 0"
+)
+
+if __name__ == "__main__":
+    app.run(main)
