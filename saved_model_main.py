@@ -115,10 +115,7 @@ def main(argv: list[str]) -> None:
     # SIGTERM (kill, a CI timeout) unwinds like SIGINT, through the clean-up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
-        if _GENERATE_MODEL.value:
-            path = train_and_export()
-        else:
-            path = check_existing()
+        path = train_and_export() if _GENERATE_MODEL.value else check_existing()
     except (ExportError, mnist_data.DataError) as e:
         sys.exit(f"error: {e}")
     if _SHOW_MODEL.value:
@@ -152,7 +149,9 @@ def train_and_export() -> str:
         polymorphic_shapes = None
 
     with saved_model_lib.staging_directory(base_dir) as staging:
-        logging.info("Converting with jax2tf and saving (platforms: %s)", ",".join(_PLATFORMS.value))
+        logging.info(
+            "Converting with jax2tf and saving (platforms: %s)", ",".join(_PLATFORMS.value)
+        )
         saved_model_lib.convert_and_save_model(
             predict_fn,
             result.params,
@@ -279,7 +278,10 @@ def _signature_batches(signature, data: mnist_data.Split):
 
 def _device_and_tolerances() -> tuple[str, dict[str, float]]:
     """The TF device that runs the check, and tolerances fit for it."""
-    for kind, tolerances in (("GPU", dict(atol=1e-6, rtol=1e-4)), ("CPU", dict(atol=1e-5, rtol=1e-5))):
+    for kind, tolerances in (
+        ("GPU", dict(atol=1e-6, rtol=1e-4)),
+        ("CPU", dict(atol=1e-5, rtol=1e-5)),
+    ):
         devices = tf.config.list_logical_devices(kind)
         if devices:
             return devices[0].name, tolerances

@@ -129,9 +129,7 @@ def load_idx(data_dir: str, split: str) -> Split:
             f"{len(labels)} labels; the two files must come from the same split."
         )
     if labels.size and labels.max() >= NUM_CLASSES:
-        raise DataError(
-            f"{labels_path}: label {labels.max()} is outside 0-{NUM_CLASSES - 1}."
-        )
+        raise DataError(f"{labels_path}: label {labels.max()} is outside 0-{NUM_CLASSES - 1}.")
     return Split(images=images[..., np.newaxis], labels=labels.astype(np.int32))
 
 

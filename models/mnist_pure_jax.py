@@ -22,7 +22,7 @@ def init(rng: jax.Array) -> Params:
     weight_init = jax.nn.initializers.lecun_normal()
     return [
         (weight_init(key, (m, n)), jnp.zeros((n,)))
-        for key, m, n in zip(keys, _LAYER_SIZES[:-1], _LAYER_SIZES[1:])
+        for key, m, n in zip(keys, _LAYER_SIZES[:-1], _LAYER_SIZES[1:], strict=True)
     ]
 
 

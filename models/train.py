@@ -53,7 +53,9 @@ def train(
     for epoch in range(1, num_epochs + 1):
         start = time.perf_counter()
         correct = []
-        for i, (images, labels) in enumerate(batches(train_data, TRAIN_BATCH_SIZE, rng=shuffle_rng)):
+        for i, (images, labels) in enumerate(
+            batches(train_data, TRAIN_BATCH_SIZE, rng=shuffle_rng)
+        ):
             params, opt_state, batch_correct = step(params, opt_state, images, labels)
             correct.append(batch_correct)
             _progress(f"{model.name}: epoch {epoch}/{num_epochs}", i + 1, steps_per_epoch)
@@ -75,7 +77,7 @@ def train(
 
 
 def make_train_step(model: Model, optimizer: optax.GradientTransformation):
-    """The jitted step: (params, opt_state, uint8 images, labels) -> (params, opt_state, correct)."""
+    """The jitted step: (params, opt_state, images, labels) -> (params, opt_state, correct)."""
 
     def loss_fn(params, images, labels):
         log_probs = model.apply(params, scale_images(images))

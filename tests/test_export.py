@@ -1,0 +1,166 @@
+"""The export: SavedModel layout, signature, numerics, versions, atomicity."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+import tensorflow as tf
+from absl.testing import flagsaver
+from tensorflow.python.tools import saved_model_utils
+
+import saved_model_lib
+import saved_model_main
+from models import INPUT_SHAPE, get_model, mnist_data
+
+
+def signature_def(path: str):
+    meta_graph = saved_model_utils.get_meta_graph_def(path, "serve")
+    return meta_graph.signature_def["serving_default"]
+
+
+def reloaded_params(path: str, like):
+    """The SavedModel's variables, put back into the structure of `like`."""
+    loaded = tf.saved_model.load(path)
+    leaves = [v.numpy() for v in tf.nest.flatten(loaded.params)]
+    return jax.tree_util.tree_unflatten(jax.tree_util.tree_structure(like), leaves)
+
+
+@pytest.mark.parametrize("model_name", ["mnist_pure_jax", "mnist_flax"])
+@pytest.mark.parametrize("batch_size", [-1, 8])
+def test_export_layout_signature_and_numerics(export, tmp_path, model_name, batch_size):
+    path = export(model=model_name, serving_batch_size=batch_size)
+
+    assert path == str(tmp_path / model_name / "1")
+    assert sorted(os.listdir(tmp_path / model_name)) == ["1"]  # No staging left.
+    for name in ("saved_model.pb", "variables", saved_model_main.EXPORT_INFO_FILE):
+        assert os.path.exists(os.path.join(path, name)), name
+    info = read_info(path)
+    assert info["model"] == model_name and info["serving_batch_size"] == batch_size
+
+    sig = signature_def(path)
+    assert sig.method_name == "tensorflow/serving/predict"
+    assert list(sig.inputs) == ["inputs"]
+    assert sig.inputs["inputs"].dtype == tf.float32.as_datatype_enum
+    dims = [d.size for d in sig.inputs["inputs"].tensor_shape.dim]
+    assert dims == [batch_size, *INPUT_SHAPE]
+
+    # The parameters are variables, and running the JAX function on them gives
+    # what the SavedModel gives.
+    model = get_model(model_name)
+    params = reloaded_params(path, model.init(jax.random.PRNGKey(0)))
+    images = mnist_data.scale_images(mnist_data.synthetic(8, seed=5).images)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    (outputs,) = serve(inputs=tf.constant(images)).values()
+    assert outputs.shape == (8, 10)
+    np.testing.assert_allclose(outputs.numpy(), model.apply(params, images), atol=1e-5, rtol=1e-5)
+    # Log-probabilities: each row sums to 1 after exp.
+    np.testing.assert_allclose(np.exp(outputs.numpy()).sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("model_name, features", [("mnist_pure_jax", 512), ("mnist_flax", 256)])
+def test_features_only_export(export, model_name, features):
+    path = export(model=model_name, model_classifier_layer=False, num_epochs=0)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    (outputs,) = serve(inputs=tf.zeros((3, *INPUT_SHAPE))).values()
+    assert outputs.shape == (3, features)
+
+
+def test_cpu_and_cuda_export_runs_on_cpu(export):
+    path = export(model="mnist_pure_jax", platforms=["cpu", "cuda"], num_epochs=0)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    (outputs,) = serve(inputs=tf.zeros((2, *INPUT_SHAPE))).values()
+    assert outputs.shape == (2, 10)
+    info = read_info(path)
+    assert info["platforms"] == ["cpu", "cuda"]
+
+
+def test_versions_increment(export, tmp_path):
+    paths = [export(model="mnist_pure_jax", num_epochs=0) for _ in range(3)]
+    assert paths == [str(tmp_path / "mnist_pure_jax" / v) for v in ("1", "2", "3")]
+    assert saved_model_lib.versions(str(tmp_path / "mnist_pure_jax")) == [1, 2, 3]
+
+
+def test_existing_version_is_not_overwritten(export, tmp_path):
+    path = export(model="mnist_pure_jax", model_version=4, num_epochs=0)
+    before = snapshot(path)
+    with pytest.raises(saved_model_main.ExportError, match=r"version 4 .* exists.*OVERWRITE=1"):
+        export(model="mnist_pure_jax", model_version=4, num_epochs=0)
+    assert snapshot(path) == before
+    assert os.listdir(tmp_path / "mnist_pure_jax") == ["4"]
+
+    export(model="mnist_pure_jax", model_version=4, num_epochs=0, overwrite=True)
+    assert snapshot(path) != before
+    assert os.listdir(tmp_path / "mnist_pure_jax") == ["4"]
+
+
+def test_zero_padded_version_counts_as_existing(export, tmp_path):
+    first = export(model="mnist_pure_jax", num_epochs=0)
+    os.rename(first, tmp_path / "mnist_pure_jax" / "00000007")
+    assert export(model="mnist_pure_jax", num_epochs=0).endswith(os.sep + "8")
+    with pytest.raises(saved_model_main.ExportError, match="version 7"):
+        export(model="mnist_pure_jax", num_epochs=0, model_version=7)
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+def test_interrupted_export_leaves_nothing(export, tmp_path, monkeypatch, interrupt):
+    real_save = saved_model_lib.convert_and_save_model
+
+    def save_then_interrupt(*args, **kwargs):
+        real_save(*args, **kwargs)  # A complete SavedModel in the staging directory...
+        raise interrupt()  # ...and then Ctrl-C (or SIGTERM) before publishing.
+
+    monkeypatch.setattr(saved_model_lib, "convert_and_save_model", save_then_interrupt)
+    with pytest.raises(interrupt):
+        export(model="mnist_pure_jax", num_epochs=0)
+    assert os.listdir(tmp_path / "mnist_pure_jax") == []
+
+
+def test_mismatching_savedmodel_is_not_published(export, tmp_path, monkeypatch):
+    # A SavedModel that disagrees with the JAX function must never be served.
+    real_save = saved_model_lib.convert_and_save_model
+
+    def save_wrong(jax_fn, *args, **kwargs):
+        real_save(lambda p, x: jax_fn(p, x) + 1.0, *args, **kwargs)
+
+    monkeypatch.setattr(saved_model_lib, "convert_and_save_model", save_wrong)
+    with pytest.raises(saved_model_main.ExportError, match="differ from the JAX function"):
+        export(model="mnist_pure_jax", num_epochs=0)
+    assert os.listdir(tmp_path / "mnist_pure_jax") == []
+
+
+def test_check_existing_version(export, tmp_path):
+    export(model="mnist_pure_jax", serving_batch_size=16)
+    with flagsaver.flagsaver(
+        model="mnist_pure_jax", model_path=str(tmp_path), mock_data=True, generate_model=False
+    ):
+        assert saved_model_main.check_existing() == str(tmp_path / "mnist_pure_jax" / "1")
+    with (
+        flagsaver.flagsaver(model="mnist_flax", model_path=str(tmp_path), generate_model=False),
+        pytest.raises(saved_model_main.ExportError, match="make export"),
+    ):
+        saved_model_main.check_existing()
+
+
+def test_show_images_writes_png(export, capsys):
+    path = export(model="mnist_pure_jax", num_epochs=0, show_images=True)
+    png = os.path.join(path, "assets.extra", "test_images.png")
+    with open(png, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert png in capsys.readouterr().out
+
+
+def snapshot(path: str) -> dict[str, bytes]:
+    files = {}
+    for root, _, names in os.walk(path):
+        for name in names:
+            full = os.path.join(root, name)
+            with open(full, "rb") as f:
+                files[os.path.relpath(full, path)] = f.read()
+    return files
+
+
+def read_info(path: str) -> dict:
+    with open(os.path.join(path, saved_model_main.EXPORT_INFO_FILE)) as f:
+        return json.load(f)
