@@ -23,6 +23,9 @@ MOCK_DATA ?=
 DATA_DIR ?=
 OVERWRITE ?=
 PLATFORMS ?=
+SERVER ?= auto
+PROTOCOL ?= grpc
+CONCURRENCY ?=
 
 PYTHON3 ?= python3
 VENV ?= .venv
@@ -33,7 +36,31 @@ DATA_FLAGS := $(if $(filter 1 true yes,$(MOCK_DATA)),--mock_data) $(if $(DATA_DI
 EXPORT_FLAGS := $(if $(NUM_EPOCHS),--num_epochs=$(NUM_EPOCHS)) $(DATA_FLAGS) \
 	$(if $(filter 1 true yes,$(OVERWRITE)),--overwrite) $(if $(PLATFORMS),--platforms=$(PLATFORMS))
 
-.PHONY: help env setup export inspect clean distclean test lint
+# Files of the server that `make serve` started; `make stop` stops only that one.
+RUN_DIR := .run
+PID_FILE := $(RUN_DIR)/server.pid
+LOG_FILE := $(RUN_DIR)/server.log
+KIND_FILE := $(RUN_DIR)/server.kind
+CONTAINER := serving
+DOCKER_ENGINE := docker info >/dev/null 2>&1
+# tensorflow_model_server's flags; local_model_server.py takes the same.
+SERVER_FLAGS = --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) --model_name=$(MODEL) \
+	--model_base_path=$(MODEL_PATH)/$(MODEL) --xla_cpu_compilation_enabled=true
+SERVER_CTL = $(PY) server_ctl.py --model_name=$(MODEL)
+WAIT_AVAILABLE = $(SERVER_CTL) wait --rest_port=$(REST_PORT) --log=$(LOG_FILE)
+# Stops what PID_FILE or KIND_FILE names, and nothing else; TERM, then KILL after 10 s.
+STOP_SERVER = kind=$$(cat $(KIND_FILE) 2>/dev/null); \
+	if [ "$$kind" = docker ]; then docker stop $(CONTAINER) >/dev/null && echo "Stopped container $(CONTAINER)."; \
+	elif [ -f $(PID_FILE) ]; then pid=$$(cat $(PID_FILE)); \
+	  if kill "$$pid" 2>/dev/null; then \
+	    for i in $$(seq 50); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.2; done; \
+	    kill -0 "$$pid" 2>/dev/null && kill -9 "$$pid"; echo "Stopped the $$kind server (pid $$pid)."; \
+	  else echo "The $$kind server (pid $$pid) was not running; removed its stale pid file."; fi; \
+	else echo "No model server started by 'make serve' is running."; fi; \
+	rm -f $(PID_FILE) $(KIND_FILE)
+
+.PHONY: help env setup export inspect serve serve-docker serve-binary serve-local serve-check \
+	stop status request demo clean distclean test lint
 
 help: ## List the targets and the variables
 	@echo "Targets:"
@@ -47,7 +74,10 @@ env: ## Print the effective values of the variables
 	@$(foreach v,$(ENV_VARS),echo '$(v)=$($(v))';)
 
 # ---- Setup -------------------------------------------------------------------
-setup: $(STAMP) ## Create .venv with the pinned packages (quick when nothing changed)
+setup: $(STAMP) ## Create .venv with the pinned packages, pull DOCKER_IMAGE if Docker runs
+	@if $(DOCKER_ENGINE); then docker pull $(DOCKER_IMAGE); else echo "No Docker engine" \
+	  "answers: skipped 'docker pull $(DOCKER_IMAGE)'. make serve will use" \
+	  "tensorflow_model_server or the local server."; fi
 
 $(STAMP): requirements.txt
 	@$(PYTHON3) -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null || { \
@@ -75,6 +105,73 @@ inspect: $(STAMP) ## Show the SavedModel's signatures (newest version, or MODEL_
 	@[ -d "$(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION)" ] || { echo "error: no SavedModel at" \
 	  "$(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION). Run 'make export' first, or set MODEL_VERSION." >&2; exit 1; }
 	$(VENV)/bin/saved_model_cli show --all --dir $(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION)
+
+# ---- Serve -------------------------------------------------------------------
+serve: $(STAMP) ## Serve MODEL on GRPC_PORT and REST_PORT (SERVER=auto|docker|binary|local)
+	@if [ -f $(PID_FILE) ] && ! kill -0 "$$(cat $(PID_FILE))" 2>/dev/null; then \
+	  echo "Removing the stale $(PID_FILE) (process $$(cat $(PID_FILE)) is gone)."; rm -f $(PID_FILE) $(KIND_FILE); fi
+	@if [ -f $(PID_FILE) ] || { [ "$$(cat $(KIND_FILE) 2>/dev/null)" = docker ] && \
+	    docker ps -q -f name='^$(CONTAINER)$$' 2>/dev/null | grep -q .; }; then \
+	  echo "error: a model server started by 'make serve' is already running ($$(cat $(KIND_FILE)) server," \
+	       "pid $$(cat $(PID_FILE) 2>/dev/null)). See it with 'make status'; stop it with 'make stop'." >&2; exit 1; fi
+	@kind='$(SERVER)'; why="SERVER=$$kind"; \
+	if [ "$$kind" = auto ]; then \
+	  if $(DOCKER_ENGINE); then kind=docker; why="a Docker engine answers"; \
+	  elif command -v tensorflow_model_server >/dev/null; then kind=binary; why="tensorflow_model_server is on PATH"; \
+	  else kind=local; why="no Docker engine answers and tensorflow_model_server is not on PATH"; fi; fi; \
+	case "$$kind" in docker|binary|local) ;; *) echo "error: SERVER=$$kind; choose auto, docker," \
+	  "binary or local." >&2; exit 1;; esac; \
+	echo "Serving $(MODEL) with the $$kind server ($$why)."; \
+	$(MAKE) --no-print-directory serve-$$kind
+
+serve-check:
+	@$(SERVER_CTL) check --model_base_path=$(MODEL_PATH)/$(MODEL) --ports=$(GRPC_PORT),$(REST_PORT)
+	@mkdir -p $(RUN_DIR)
+
+# The walkthrough's command, detached (-d) so that make returns; `docker logs
+# -f` keeps the log in LOG_FILE, since --rm deletes it with the container.
+serve-docker: serve-check
+	docker run -d -p $(GRPC_PORT):8500 -p $(REST_PORT):8501 \
+		--mount type=bind,source=$(MODEL_PATH)/$(MODEL)/,target=/models/$(MODEL) \
+		-e MODEL_NAME=$(MODEL) -t --rm --name=$(CONTAINER) $(DOCKER_IMAGE) \
+		--xla_cpu_compilation_enabled=true
+	@echo docker > $(KIND_FILE)
+	@nohup docker logs -f $(CONTAINER) > $(LOG_FILE) 2>&1 &
+	@$(WAIT_AVAILABLE) --container=$(CONTAINER) || { $(STOP_SERVER); exit 1; }
+
+serve-binary: serve-check
+	nohup tensorflow_model_server $(SERVER_FLAGS) > $(LOG_FILE) 2>&1 & echo $$! > $(PID_FILE)
+	@echo binary > $(KIND_FILE)
+	@$(WAIT_AVAILABLE) --pid=$$(cat $(PID_FILE)) || { $(STOP_SERVER); exit 1; }
+
+serve-local: serve-check
+	nohup $(PY) local_model_server.py $(SERVER_FLAGS) > $(LOG_FILE) 2>&1 & echo $$! > $(PID_FILE)
+	@echo local > $(KIND_FILE)
+	@$(WAIT_AVAILABLE) --pid=$$(cat $(PID_FILE)) || { $(STOP_SERVER); exit 1; }
+
+stop: ## Stop the model server that `make serve` started
+	@$(STOP_SERVER)
+
+status: $(STAMP) ## Print the version states of MODEL on the running server
+	@if [ -f $(KIND_FILE) ]; then echo "Started by make serve: the $$(cat $(KIND_FILE)) server" \
+	  "(pid $$(cat $(PID_FILE) 2>/dev/null)), log in $(LOG_FILE)."; fi
+	@$(SERVER_CTL) status --rest_port=$(REST_PORT)
+
+# ---- Request -----------------------------------------------------------------
+REQUEST_API = $(if $(filter rest,$(PROTOCOL)),--nouse_grpc --prediction_service_addr=localhost:$(REST_PORT),$(if \
+	$(filter grpc,$(PROTOCOL)),--use_grpc --prediction_service_addr=localhost:$(GRPC_PORT),$(error \
+	PROTOCOL=$(PROTOCOL): choose grpc or rest)))
+request: $(STAMP) ## Send COUNT_IMAGES test images to the server (PROTOCOL=grpc|rest)
+	$(PY) model_server_request.py --model_spec_name=$(MODEL) $(REQUEST_API) \
+		--serving_batch_size=$(SERVING_BATCH_SIZE) --count_images=$(COUNT_IMAGES) \
+		$(strip $(DATA_FLAGS) $(if $(CONCURRENCY),--concurrency=$(CONCURRENCY)))
+
+demo: $(STAMP) ## export, serve, request over gRPC and REST, stop (MOCK_DATA=1: offline)
+	$(MAKE) --no-print-directory export
+	$(MAKE) --no-print-directory serve
+	$(MAKE) --no-print-directory request PROTOCOL=grpc && \
+	  $(MAKE) --no-print-directory request PROTOCOL=rest; \
+	  status=$$?; $(MAKE) --no-print-directory stop; exit $$status
 
 # ---- Clean -------------------------------------------------------------------
 # Only what the export wrote: versions that carry assets.extra/export_info.json,

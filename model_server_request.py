@@ -1,0 +1,328 @@
+"""Send MNIST test images to a model server over gRPC or REST; report accuracy and latency.
+
+    python model_server_request.py --model_spec_name=mnist_flax --use_grpc \
+        --prediction_service_addr=localhost:8500 --serving_batch_size=16 --count_images=128
+
+Works against TensorFlow Serving (Docker or tensorflow_model_server) and the
+project's local_model_server.py alike: it uses only their public API.
+
+Why it is shaped this way:
+- Before sending images it reads the model's metadata, so it learns the input
+  name from the signature and stops with an actionable message when the model
+  was exported for another batch size, instead of the server's "Input to
+  reshape is a tensor with 12544 values, but the requested shape has 784".
+- A batch that fails (say, while the server restarts) is reported and
+  counted; the run goes on, and the exit status says whether all succeeded.
+- --concurrency N sends from N workers at once, to load-test a server, as
+  TensorFlow Serving's own MNIST client does.
+"""
+
+import concurrent.futures
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+import grpc
+import numpy as np
+import requests
+import tensorflow as tf
+from absl import app, flags, logging
+from google.protobuf import json_format
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from models import MODELS, mnist_data
+
+_USE_GRPC = flags.DEFINE_boolean("use_grpc", True, "Use the gRPC API; --nouse_grpc uses REST.")
+_MODEL_SPEC_NAME = flags.DEFINE_string(
+    "model_spec_name", "mnist_flax", "Name of the model on the server (its --model_name, $MODEL)."
+)
+_PREDICTION_SERVICE_ADDR = flags.DEFINE_string(
+    "prediction_service_addr",
+    "localhost:8500",
+    "host:port of the server: its gRPC port (8500) with --use_grpc, its REST port (8501) "
+    "with --nouse_grpc.",
+)
+_SERVING_BATCH_SIZE = flags.DEFINE_integer(
+    "serving_batch_size",
+    16,
+    "Images per request. Must equal the batch size the model was exported with, unless "
+    "it was exported batch-polymorphic (-1). Must divide --count_images.",
+    lower_bound=1,
+)
+_COUNT_IMAGES = flags.DEFINE_integer(
+    "count_images", 128, "How many test images to send.", lower_bound=1
+)
+_CONCURRENCY = flags.DEFINE_integer(
+    "concurrency", 1, "Requests in flight at once (concurrent workers).", lower_bound=1
+)
+_CONNECT_TIMEOUT = flags.DEFINE_float(
+    "connect_timeout", 5.0, "Seconds to wait for the server to answer at all."
+)
+_REQUEST_TIMEOUT = flags.DEFINE_float("request_timeout", 30.0, "Seconds to wait for one request.")
+
+SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+
+
+class RequestError(Exception):
+    """The request cannot be made; the message says why and what to do."""
+
+
+class UnknownModel(RequestError):
+    pass
+
+
+class GrpcClient:
+    """Predict and GetModelMetadata through the generated gRPC stubs."""
+
+    def __init__(self, address: str, model: str, timeout: float):
+        self.address, self.model, self.timeout = address, model, timeout
+        self._channel = grpc.insecure_channel(
+            address, options=[("grpc.max_receive_message_length", -1)]
+        )
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+
+    def wait_ready(self, seconds: float) -> None:
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=seconds)
+        except grpc.FutureTimeoutError:
+            raise _no_server(self.address, seconds, "gRPC") from None
+
+    def signature_input(self) -> tuple[str, list[int]]:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = self.model
+        response = self._call(self._stub.GetModelMetadata, request)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signatures)
+        return _single_input(signatures.signature_def, self.model)
+
+    def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.model
+        request.model_spec.signature_name = SIGNATURE
+        request.inputs[input_name].CopyFrom(tf.make_tensor_proto(images))
+        response = self._call(self._stub.Predict, request)
+        (output,) = response.outputs.values()
+        return tf.make_ndarray(output)
+
+    def _call(self, method, request):
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                raise UnknownModel(e.details()) from None
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                raise RequestError(
+                    f"the server at {self.address} is unavailable: {e.details()}"
+                ) from None
+            raise RequestError(f"{e.code().name}: {e.details()}") from None
+
+
+class RestClient:
+    """Predict and metadata through TensorFlow Serving's REST API."""
+
+    def __init__(self, address: str, model: str, timeout: float):
+        self.address, self.model, self.timeout = address, model, timeout
+        self._url = f"http://{address}/v1/models/{model}"
+        self._local = threading.local()  # A requests.Session is not thread-safe.
+
+    def wait_ready(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                requests.get(f"http://{self.address}/", timeout=seconds)
+                return
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise _no_server(self.address, seconds, "REST") from None
+                time.sleep(0.2)
+            except requests.Timeout:
+                raise _no_server(self.address, seconds, "REST") from None
+
+    def signature_input(self) -> tuple[str, list[int]]:
+        metadata = self._request("GET", f"{self._url}/metadata")
+        signatures = metadata["metadata"]["signature_def"]["signature_def"]
+        parsed = {
+            name: json_format.ParseDict(
+                sig, meta_graph_pb2.SignatureDef(), ignore_unknown_fields=True
+            )
+            for name, sig in signatures.items()
+        }
+        return _single_input(parsed, self.model)
+
+    def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
+        body = {"signature_name": SIGNATURE, "instances": images.tolist()}
+        return np.asarray(self._request("POST", f"{self._url}:predict", body)["predictions"])
+
+    def _request(self, method: str, url: str, body=None) -> dict:
+        session = getattr(self._local, "session", None) or requests.Session()
+        self._local.session = session
+        try:
+            response = session.request(
+                method, url, data=None if body is None else json.dumps(body), timeout=self.timeout
+            )
+        except requests.RequestException as e:
+            raise RequestError(f"the server at {self.address} did not answer: {e}") from None
+        try:
+            payload = response.json()
+        except ValueError:
+            raise RequestError(
+                f"HTTP {response.status_code} without a JSON body from {url}"
+            ) from None
+        if response.status_code == 404:
+            raise UnknownModel(payload.get("error", "not found"))
+        if response.status_code != 200:
+            raise RequestError(f"HTTP {response.status_code}: {payload.get('error', payload)}")
+        return payload
+
+
+def _single_input(signatures, model: str) -> tuple[str, list[int]]:
+    if SIGNATURE not in signatures:
+        raise RequestError(f"model {model} has no '{SIGNATURE}' signature")
+    inputs = signatures[SIGNATURE].inputs
+    if len(inputs) != 1:
+        raise RequestError(f"model {model} takes {len(inputs)} inputs; this client sends one")
+    ((name, info),) = inputs.items()
+    return name, [d.size for d in info.tensor_shape.dim]
+
+
+def _no_server(address: str, seconds: float, api: str) -> RequestError:
+    return RequestError(
+        f"no model server answers {api} at {address} within {seconds:g} s. Start one with "
+        "`make serve` (and check it with `make status`)."
+    )
+
+
+def make_client(use_grpc: bool, address: str, model: str, timeout: float):
+    return (GrpcClient if use_grpc else RestClient)(address, model, timeout)
+
+
+def preflight(client, batch_size: int) -> str:
+    """Checks the model exists and takes this batch size; returns its input name."""
+    try:
+        name, dims = client.signature_input()
+    except UnknownModel as e:
+        served = [m for m in MODELS if m != client.model and _serves(client, m)]
+        listing = ", ".join(served) if served else f"none of {', '.join(MODELS)}"
+        raise RequestError(
+            f"the server has no model '{client.model}' ({e}). It serves: {listing}. "
+            "Pass the served name (make request MODEL=...), or serve this model (make serve MODEL=...)."
+        ) from None
+    if dims and dims[0] > 0 and dims[0] != batch_size:
+        raise RequestError(
+            f"model '{client.model}' was exported with batch size {dims[0]}, but requests "
+            f"would carry {batch_size} images. Either request with SERVING_BATCH_SIZE={dims[0]} "
+            "(--serving_batch_size), or re-export with SERVING_BATCH_SIZE_SAVE=-1 to take "
+            "any batch size (make export SERVING_BATCH_SIZE_SAVE=-1)."
+        )
+    return name
+
+
+def _serves(client, model: str) -> bool:
+    probe = type(client)(client.address, model, client.timeout)
+    try:
+        probe.signature_input()
+        return True
+    except RequestError:
+        return False
+
+
+def run(
+    client,
+    input_name: str,
+    data: mnist_data.Split,
+    batch_size: int,
+    concurrency: int,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Sends `data` in batches from `concurrency` workers; returns the summary."""
+    batches = list(mnist_data.batches(data, batch_size))
+    latencies, failures = [], 0
+    correct = done = 0
+
+    def send(index: int):
+        images, labels = batches[index]
+        start = time.perf_counter()
+        outputs = client.predict(input_name, mnist_data.scale_images(images))
+        return index, time.perf_counter() - start, np.argmax(outputs, axis=1), labels
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
+        pending = [pool.submit(send, i) for i in range(len(batches))]
+        for i, future in enumerate(pending):
+            try:
+                index, latency, predicted, labels = future.result()
+            except RequestError as e:
+                failures += 1
+                log(f"batch {i}: failed: {e}")
+                continue
+            latencies.append(latency)
+            correct += int(np.sum(predicted == labels))
+            done += len(labels)
+            log(
+                f"batch {index}: predicted {predicted.tolist()} labels {labels.tolist()}; "
+                f"running accuracy {100 * correct / done:.2f}%"
+            )
+    seconds = time.perf_counter() - start
+    ms = np.percentile(latencies, [50, 90, 99]) * 1000 if latencies else [float("nan")] * 3
+    return {
+        "images": done,
+        "accuracy": correct / done if done else float("nan"),
+        "requests": len(latencies),
+        "failed": failures,
+        "p50_ms": ms[0],
+        "p90_ms": ms[1],
+        "p99_ms": ms[2],
+        "images_per_s": done / seconds if seconds else float("nan"),
+        "seconds": seconds,
+    }
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    batch_size, count = _SERVING_BATCH_SIZE.value, _COUNT_IMAGES.value
+    if count % batch_size:
+        sys.exit(
+            f"error: --count_images={count} is not a multiple of --serving_batch_size="
+            f"{batch_size}: use COUNT_IMAGES={count - count % batch_size or batch_size}."
+        )
+    api = "gRPC" if _USE_GRPC.value else "REST"
+    client = make_client(
+        _USE_GRPC.value,
+        _PREDICTION_SERVICE_ADDR.value,
+        _MODEL_SPEC_NAME.value,
+        _REQUEST_TIMEOUT.value,
+    )
+    try:
+        client.wait_ready(_CONNECT_TIMEOUT.value)
+        input_name = preflight(client, batch_size)
+        data = mnist_data.load_from_flags("test")
+    except (RequestError, mnist_data.DataError) as e:
+        sys.exit(f"error: {e}")
+    if len(data) < count:
+        sys.exit(f"error: the test data has {len(data)} images, fewer than --count_images={count}")
+    data = mnist_data.Split(data.images[:count], data.labels[:count])
+    logging.info(
+        "Sending %d images to %s at %s over %s, %d per request, %d at a time",
+        count, _MODEL_SPEC_NAME.value, _PREDICTION_SERVICE_ADDR.value, api, batch_size,
+        _CONCURRENCY.value,
+    )  # fmt: skip
+    summary = run(client, input_name, data, batch_size, _CONCURRENCY.value, log=logging.info)
+    print(
+        f"{api}: {summary['images']} images in {summary['requests']} requests "
+        f"({summary['failed']} failed), accuracy {100 * summary['accuracy']:.2f}%, latency "
+        f"p50 {summary['p50_ms']:.1f} ms p90 {summary['p90_ms']:.1f} ms p99 "
+        f"{summary['p99_ms']:.1f} ms, {summary['images_per_s']:.0f} images/s"
+    )
+    if summary["failed"]:
+        sys.exit(f"error: {summary['failed']} of {len(data) // batch_size} requests failed")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,143 @@
+"""Checks around `make serve`: before starting a model server, until it is ready, and its status.
+
+    python server_ctl.py check  --model_base_path=DIR --ports=8500,8501
+    python server_ctl.py wait   --model_name=M --rest_port=8501 [--pid=P] [--log=FILE]
+    python server_ctl.py status --model_name=M --rest_port=8501
+
+The same for all three kinds of server (Docker, tensorflow_model_server, the
+local one): it only uses the file system and TensorFlow Serving's REST API.
+Each failure prints what is wrong and what to do, and exits with status 1.
+"""
+
+import os
+import socket
+import sys
+import time
+
+import requests
+from absl import app, flags
+
+_MODEL_NAME = flags.DEFINE_string("model_name", None, "The served model's name.")
+_MODEL_BASE_PATH = flags.DEFINE_string("model_base_path", None, "check: the model's directory.")
+_PORTS = flags.DEFINE_list("ports", [], "check: ports that must be free.")
+_HOST = flags.DEFINE_string("host", "localhost", "Where the server listens.")
+_REST_PORT = flags.DEFINE_integer("rest_port", 8501, "wait, status: the server's REST port.")
+_PID = flags.DEFINE_integer("pid", None, "wait: the server's process; stop waiting if it exits.")
+_CONTAINER = flags.DEFINE_string(
+    "container", None, "wait: the server's Docker container; stop waiting if it exits."
+)
+_LOG = flags.DEFINE_string("log", None, "wait: the server's log, whose tail a failure shows.")
+_TIMEOUT = flags.DEFINE_float("timeout", 300, "wait: seconds to wait for AVAILABLE.")
+
+
+def check() -> None:
+    """The model directory holds a version, and the ports are free."""
+    base = _MODEL_BASE_PATH.value
+    if not os.path.isdir(base):
+        fail(f"{base} does not exist. Export a model first: make export MODEL={_MODEL_NAME.value}")
+    versions = [name for name in os.listdir(base) if name.isdigit()]
+    if not versions:
+        fail(f"{base} holds no version directory (1, 2, ...). Export one first: make export")
+    for port in _PORTS.value:
+        with socket.socket() as s:
+            if s.connect_ex((_HOST.value, int(port))) == 0:
+                fail(
+                    f"port {port} is in use on {_HOST.value}: another model server may be "
+                    "running (make status; make stop), or pick other ports "
+                    "(make serve GRPC_PORT=... REST_PORT=...)."
+                )
+
+
+def wait() -> None:
+    """Polls the model's status until a version is AVAILABLE."""
+    deadline = time.monotonic() + _TIMEOUT.value
+    last = "no answer yet"
+    while time.monotonic() < deadline:
+        if not _alive():
+            fail(f"the model server exited before the model became AVAILABLE.{_log_tail()}")
+        try:
+            statuses = _status()
+        except (requests.RequestException, ValueError) as e:
+            statuses, last = [], f"no answer ({type(e).__name__})"
+        for status in statuses:
+            if status["state"] == "AVAILABLE":
+                print(f"Model {_MODEL_NAME.value} version {status['version']} is AVAILABLE.")
+                return
+        if statuses:
+            last = _describe(statuses)
+        time.sleep(0.5)
+    fail(f"the model did not become AVAILABLE within {_TIMEOUT.value:g} s ({last}).{_log_tail()}")
+
+
+def status() -> None:
+    try:
+        statuses = _status()
+    except requests.ConnectionError:
+        fail(f"no model server answers at {_HOST.value}:{_REST_PORT.value}. Start one: make serve")
+    except (requests.RequestException, ValueError) as e:
+        fail(str(e))
+    print(f"Model {_MODEL_NAME.value} at {_HOST.value}:{_REST_PORT.value}:")
+    print(_describe(statuses))
+
+
+def _status() -> list[dict]:
+    url = f"http://{_HOST.value}:{_REST_PORT.value}/v1/models/{_MODEL_NAME.value}"
+    response = requests.get(url, timeout=5)
+    payload = response.json()
+    if response.status_code == 404:
+        return []  # Known to the server only once it found a version.
+    if response.status_code != 200:
+        raise ValueError(f"HTTP {response.status_code}: {payload.get('error', payload)}")
+    return payload["model_version_status"]
+
+
+def _describe(statuses: list[dict]) -> str:
+    lines = []
+    for s in sorted(statuses, key=lambda s: -int(s["version"])):
+        error = s.get("status", {}).get("error_message")
+        lines.append(f"  version {s['version']}: {s['state']}" + (f" ({error})" if error else ""))
+    return "\n".join(lines) or "  no versions yet"
+
+
+def _alive() -> bool:
+    if _PID.value:
+        try:
+            os.kill(_PID.value, 0)
+        except ProcessLookupError:
+            return False
+    if _CONTAINER.value:
+        import subprocess
+
+        result = subprocess.run(
+            ["docker", "inspect", "-f", "{{.State.Running}}", _CONTAINER.value],
+            capture_output=True,
+            text=True,
+        )
+        return result.stdout.strip() == "true"
+    return True
+
+
+def _log_tail(lines: int = 20) -> str:
+    if not _LOG.value or not os.path.exists(_LOG.value):
+        return ""
+    with open(_LOG.value, errors="replace") as f:
+        tail = f.readlines()[-lines:]
+    return f"\nLast lines of {_LOG.value}:\n" + "".join("  " + line for line in tail)
+
+
+def fail(message: str) -> None:
+    sys.exit(f"error: {message}")
+
+
+COMMANDS = {"check": check, "wait": wait, "status": status}
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 2 or argv[1] not in COMMANDS:
+        raise app.UsageError(f"usage: server_ctl.py {{{'|'.join(COMMANDS)}}} [flags]")
+    COMMANDS[argv[1]]()
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("model_name")
+    app.run(main)
