@@ -37,7 +37,7 @@ EXPORT_FLAGS := $(if $(NUM_EPOCHS),--num_epochs=$(NUM_EPOCHS)) $(DATA_FLAGS) \
 	$(if $(filter 1 true yes,$(OVERWRITE)),--overwrite) $(if $(PLATFORMS),--platforms=$(PLATFORMS))
 
 # Files of the server that `make serve` started; `make stop` stops only that one.
-RUN_DIR := .run
+RUN_DIR ?= .run
 PID_FILE := $(RUN_DIR)/server.pid
 LOG_FILE := $(RUN_DIR)/server.log
 KIND_FILE := $(RUN_DIR)/server.kind

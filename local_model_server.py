@@ -627,13 +627,13 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
             raise _invalid(f"JSON Parse error: {_first_line(e)}") from None
         if not isinstance(request, dict):
             raise _invalid("JSON Value: the request body must be a JSON object")
+        model_spec = json_format.ParseDict({"model_spec": spec}, predict_pb2.PredictRequest())
+        servable = self.model_server.servable(model_spec.model_spec)
         signature_name = request.get("signature_name", "")
         if not isinstance(signature_name, str):
             raise _invalid("'signature_name' must be a string")
         if ("instances" in request) == ("inputs" in request):
             raise _invalid("Missing 'inputs' or 'instances' key, or both given: send exactly one")
-        model_spec = json_format.ParseDict({"model_spec": spec}, predict_pb2.PredictRequest())
-        servable = self.model_server.servable(model_spec.model_spec)
         signature = servable.signature(signature_name)
         row_format = "instances" in request
         check_literals = bool(_JSON_LITERAL_RE.search(body))

@@ -74,7 +74,7 @@ class RequestError(Exception):
     """The request cannot be made; the message says why and what to do."""
 
 
-class UnknownModel(RequestError):
+class UnknownModelError(RequestError):
     pass
 
 
@@ -116,7 +116,7 @@ class GrpcClient:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as e:
             if e.code() == grpc.StatusCode.NOT_FOUND:
-                raise UnknownModel(e.details()) from None
+                raise UnknownModelError(e.details()) from None
             if e.code() == grpc.StatusCode.UNAVAILABLE:
                 raise RequestError(
                     f"the server at {self.address} is unavailable: {e.details()}"
@@ -176,7 +176,7 @@ class RestClient:
                 f"HTTP {response.status_code} without a JSON body from {url}"
             ) from None
         if response.status_code == 404:
-            raise UnknownModel(payload.get("error", "not found"))
+            raise UnknownModelError(payload.get("error", "not found"))
         if response.status_code != 200:
             raise RequestError(f"HTTP {response.status_code}: {payload.get('error', payload)}")
         return payload
@@ -207,12 +207,12 @@ def preflight(client, batch_size: int) -> str:
     """Checks the model exists and takes this batch size; returns its input name."""
     try:
         name, dims = client.signature_input()
-    except UnknownModel as e:
+    except UnknownModelError as e:
         served = [m for m in MODELS if m != client.model and _serves(client, m)]
         listing = ", ".join(served) if served else f"none of {', '.join(MODELS)}"
         raise RequestError(
-            f"the server has no model '{client.model}' ({e}). It serves: {listing}. "
-            "Pass the served name (make request MODEL=...), or serve this model (make serve MODEL=...)."
+            f"the server has no model '{client.model}' ({e}). It serves: {listing}. Pass the "
+            "served name (make request MODEL=...), or serve this model (make serve MODEL=...)."
         ) from None
     if dims and dims[0] > 0 and dims[0] != batch_size:
         raise RequestError(

@@ -2,10 +2,12 @@
 
 import os
 import shlex
+import signal
+import socket
 
 import pytest
 from absl import flags
-from conftest import run
+from conftest import export_model, free_port, run
 
 import saved_model_main  # noqa: F401  (defines the export's flags)
 
@@ -151,3 +153,160 @@ def test_clean_refuses_dangerous_paths(path):
     home = os.path.expanduser("~")
     result = run(["make", "clean", f"MODEL_PATH={path.replace('~', home)}"])
     assert result.returncode != 0 and "refusing" in result.stderr
+
+
+def server_vars(tmp_path) -> list[str]:
+    return [
+        f"MODEL_PATH={tmp_path / 'models'}",
+        f"RUN_DIR={tmp_path / 'run'}",
+        f"GRPC_PORT={free_port()}",
+        f"REST_PORT={free_port()}",
+        "SERVER=local",  # Whatever else this machine has; the docker test asks for docker.
+    ]
+
+
+def test_make_n_serve_docker_prints_the_walkthrough_command(tmp_path):
+    variables = server_vars(tmp_path)
+    (tmp_path / "models" / "mnist_flax" / "1").mkdir(parents=True)
+    lines = dry_run("serve", "SERVER=docker", "DOCKER_IMAGE=tensorflow/serving:2.18.0", *variables)
+    grpc_port, rest_port = variables[2].split("=")[1], variables[3].split("=")[1]
+    assert "Serving mnist_flax with the docker server (SERVER=docker)." in lines
+    args = [line for line in lines if line.startswith("docker run")]
+    assert shlex.split(args[0]) == [
+        "docker", "run", "-d", "-p", f"{grpc_port}:8500", "-p", f"{rest_port}:8501",
+        "--mount", f"type=bind,source={tmp_path}/models/mnist_flax/,target=/models/mnist_flax",
+        "-e", "MODEL_NAME=mnist_flax", "-t", "--rm", "--name=serving",
+        "tensorflow/serving:2.18.0", "--xla_cpu_compilation_enabled=true",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kind, program", [("binary", "tensorflow_model_server"), ("local", ".venv/bin/python")]
+)
+def test_make_n_serve_binary_and_local_print_tensorflow_model_server_flags(tmp_path, kind, program):
+    variables = server_vars(tmp_path)
+    lines = dry_run("serve", f"SERVER={kind}", "MODEL=mnist_pure_jax", *variables)
+    grpc_port, rest_port = variables[2].split("=")[1], variables[3].split("=")[1]
+    (command,) = [line for line in lines if line.startswith(f"nohup {program}")]
+    args = shlex.split(command.split(" > ")[0])[1:]
+    if kind == "local":
+        assert args[1] == "local_model_server.py"
+        args = args[1:]
+    assert args[1:] == [
+        f"--port={grpc_port}",
+        f"--rest_api_port={rest_port}",
+        "--model_name=mnist_pure_jax",
+        f"--model_base_path={tmp_path}/models/mnist_pure_jax",
+        "--xla_cpu_compilation_enabled=true",
+    ]
+
+
+def test_make_n_request_commands():
+    (grpc_cmd,) = [
+        c
+        for c in dry_run("request", "SERVING_BATCH_SIZE=8", "COUNT_IMAGES=64")
+        if "model_server_request.py" in c
+    ]
+    assert shlex.split(grpc_cmd)[2:] == [
+        "--model_spec_name=mnist_flax", "--use_grpc", "--prediction_service_addr=localhost:8500",
+        "--serving_batch_size=8", "--count_images=64",
+    ]  # fmt: skip
+    (rest_cmd,) = [
+        c
+        for c in dry_run("request", "PROTOCOL=rest", "CONCURRENCY=4")
+        if "model_server_request.py" in c
+    ]
+    assert "--nouse_grpc" in rest_cmd and "--prediction_service_addr=localhost:8501" in rest_cmd
+    assert "--concurrency=4" in rest_cmd
+
+
+def docker_engine_answers() -> bool:
+    return run(["sh", "-c", "docker info"]).returncode == 0
+
+
+@pytest.mark.skipif(not docker_engine_answers(), reason="no Docker engine answers on this machine")
+def test_serve_with_docker_end_to_end(tmp_path):  # pragma: no cover - needs a Docker engine
+    variables = server_vars(tmp_path)
+    make("export", "MOCK_DATA=1", "NUM_EPOCHS=1", *variables)
+    try:
+        make("serve", "SERVER=docker", *variables)
+        assert "AVAILABLE" in make("status", *variables)
+        make("request", "MOCK_DATA=1", *variables)
+    finally:
+        make("stop", *variables)
+
+
+def test_serve_errors_are_clear_and_change_nothing(tmp_path):
+    variables = server_vars(tmp_path)
+    result = run(["make", "serve", "SERVER=local", *variables])
+    assert result.returncode != 0 and "does not exist. Export a model first" in result.stderr
+    (tmp_path / "models" / "mnist_flax").mkdir(parents=True)
+    result = run(["make", "serve", "SERVER=local", *variables])
+    assert result.returncode != 0 and "holds no version directory" in result.stderr
+    result = run(["make", "serve", "SERVER=kubernetes", *variables])
+    assert result.returncode != 0 and "choose auto, docker, binary or local" in result.stderr
+    assert "No model server started by 'make serve' is running." in make("stop", *variables)
+    result = run(["make", "status", *variables])
+    assert result.returncode != 0 and "no model server answers" in result.stderr
+
+
+def test_serve_status_stop_and_process_faults(tmp_path):
+    variables = server_vars(tmp_path)
+    export_model(tmp_path / "models", model="mnist_pure_jax", num_epochs=0)
+    variables.append("MODEL=mnist_pure_jax")
+    run_dir = tmp_path / "run"
+    out = make("serve", *variables)
+    assert "with the local server (SERVER=local)" in out
+    assert "version 1 is AVAILABLE" in out
+    try:
+        assert "version 1: AVAILABLE" in make("status", *variables)
+        # A second server is refused, and the first one keeps running.
+        second = run(["make", "serve", *variables])
+        assert second.returncode != 0 and "already running" in second.stderr
+        pid = int((run_dir / "server.pid").read_text())
+        os.kill(pid, 0)
+        # kill -9 leaves a stale pid file; the next serve cleans it up and starts.
+        os.kill(pid, signal.SIGKILL)
+        wait_gone(pid)
+        out = make("serve", *variables)
+        assert f"Removing the stale {run_dir}/server.pid (process {pid} is gone)" in out
+        assert "AVAILABLE" in out
+    finally:
+        out = make("stop", *variables)
+    assert "Stopped the local server" in out
+    assert not (run_dir / "server.pid").exists()
+
+
+def test_busy_port_is_reported_before_starting(tmp_path):
+    variables = server_vars(tmp_path)
+    export_model(tmp_path / "models", model="mnist_pure_jax", num_epochs=0)
+    busy = int(variables[3].split("=")[1])
+    with socket.socket() as s:
+        s.bind(("localhost", busy))
+        s.listen()
+        result = run(["make", "serve", "MODEL=mnist_pure_jax", *variables])
+    assert result.returncode != 0 and f"port {busy} is in use" in result.stderr
+    assert not (tmp_path / "run" / "server.pid").exists()
+
+
+def test_demo_end_to_end(tmp_path):
+    variables = server_vars(tmp_path)
+    result = run(["make", "demo", "MOCK_DATA=1", "NUM_EPOCHS=1", "COUNT_IMAGES=64", *variables])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Exported mnist_flax version 1" in result.stderr
+    assert "gRPC: 64 images in 4 requests (0 failed)" in result.stdout
+    assert "REST: 64 images in 4 requests (0 failed)" in result.stdout
+    assert "Stopped the local server" in result.stdout
+    assert not (tmp_path / "run" / "server.pid").exists()
+
+
+def wait_gone(pid: int) -> None:
+    import time
+
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"process {pid} still alive")

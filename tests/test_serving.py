@@ -1,0 +1,395 @@
+"""The local model server against TensorFlow Serving's API, and the request script."""
+
+import os
+import threading
+
+import grpc
+import numpy as np
+import pytest
+import requests
+import tensorflow as tf
+from conftest import export_model, local_server, run
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from models import mnist_data
+
+IMAGES = mnist_data.scale_images(mnist_data.synthetic(8, seed=3).images)
+
+
+def grpc_predict(server, images, version=None, **spec):
+    channel = grpc.insecure_channel(server.grpc_address)
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = spec.pop("name", server.model_name)
+    if version is not None:
+        request.model_spec.version.value = version
+    for key, value in spec.items():
+        setattr(request.model_spec, key, value)
+    if images is not None:
+        request.inputs["inputs"].CopyFrom(tf.make_tensor_proto(images))
+    response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(
+        request, timeout=30
+    )
+    return response
+
+
+def in_process(path, images):
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    (output,) = serve(inputs=tf.constant(images)).values()
+    return output.numpy()
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+    """Each model, batch-polymorphic and fixed-batch (8), each under its own MODEL_PATH."""
+    root = tmp_path_factory.mktemp("exports")
+    paths = {}
+    for model in ("mnist_pure_jax", "mnist_flax"):
+        for batch in (-1, 8):
+            paths[model, batch] = export_model(
+                root / f"b{batch}", model=model, serving_batch_size=batch
+            )
+    return paths
+
+
+@pytest.mark.parametrize("model", ["mnist_pure_jax", "mnist_flax"])
+@pytest.mark.parametrize("batch", [-1, 8])
+def test_grpc_and_rest_equal_in_process_savedmodel(exports, model, batch):
+    path = exports[model, batch]
+    expected = in_process(path, IMAGES)
+    with local_server(model, os.path.dirname(path)) as server:
+        response = grpc_predict(server, IMAGES)
+        assert response.model_spec.version.value == 1
+        assert response.model_spec.signature_name == "serving_default"
+        np.testing.assert_allclose(
+            tf.make_ndarray(response.outputs["output_0"]), expected, rtol=1e-6
+        )
+
+        rows = requests.post(f"{server.rest_url}:predict", json={"instances": IMAGES.tolist()})
+        np.testing.assert_allclose(rows.json()["predictions"], expected, rtol=1e-6)
+        columns = requests.post(f"{server.rest_url}:predict", json={"inputs": IMAGES.tolist()})
+        np.testing.assert_allclose(columns.json()["outputs"], expected, rtol=1e-6)
+
+        metadata = requests.get(f"{server.rest_url}/metadata").json()
+        assert metadata["model_spec"] == {"name": model, "version": "1", "signature_name": ""}
+        signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+        dims = [int(d["size"]) for d in signature["inputs"]["inputs"]["tensor_shape"]["dim"]]
+        assert dims == [batch, 28, 28, 1]
+        assert signature["method_name"] == "tensorflow/serving/predict"
+
+
+def test_request_script_over_grpc_and_rest(exports):
+    path = exports["mnist_flax", -1]
+    with local_server("mnist_flax", os.path.dirname(path)) as server:
+        for api in (
+            ["--use_grpc", server.grpc_address],
+            ["--nouse_grpc", f"localhost:{server.rest_port}"],
+        ):
+            result = run(
+                [
+                    "python", "model_server_request.py", "--model_spec_name=mnist_flax", api[0],
+                    f"--prediction_service_addr={api[1]}", "--serving_batch_size=16",
+                    "--count_images=64", "--mock_data", "--concurrency=2",
+                ]
+            )  # fmt: skip
+            assert result.returncode == 0, result.stderr
+            assert "64 images in 4 requests (0 failed), accuracy" in result.stdout
+            assert "running accuracy" in result.stderr and "p99" in result.stdout
+
+
+def test_request_script_batch_size_preflight(exports):
+    path = exports["mnist_pure_jax", 8]
+    with local_server("mnist_pure_jax", os.path.dirname(path)) as server:
+        result = run(
+            ["python", "model_server_request.py", "--model_spec_name=mnist_pure_jax",
+             f"--prediction_service_addr={server.grpc_address}", "--serving_batch_size=16",
+             "--count_images=32", "--mock_data"]
+        )  # fmt: skip
+        assert result.returncode == 1
+        assert "exported with batch size 8" in result.stderr
+        assert "SERVING_BATCH_SIZE=8" in result.stderr
+        assert "SERVING_BATCH_SIZE_SAVE=-1" in result.stderr
+        assert "Traceback" not in result.stderr
+        # At its batch size the same model answers.
+        ok = run(
+            ["python", "model_server_request.py", "--model_spec_name=mnist_pure_jax",
+             f"--prediction_service_addr={server.grpc_address}", "--serving_batch_size=8",
+             "--count_images=32", "--mock_data"]
+        )  # fmt: skip
+        assert ok.returncode == 0, ok.stderr
+
+
+def test_request_script_unknown_model_and_no_server(exports):
+    path = exports["mnist_flax", -1]
+    with local_server("mnist_flax", os.path.dirname(path)) as server:
+        result = run(
+            ["python", "model_server_request.py", "--model_spec_name=mnist_resnet",
+             f"--prediction_service_addr={server.grpc_address}", "--mock_data"]
+        )  # fmt: skip
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert (
+            "no model 'mnist_resnet'" in result.stderr and "It serves: mnist_flax" in result.stderr
+        )
+    result = run(
+        ["python", "model_server_request.py", f"--prediction_service_addr={server.grpc_address}",
+         "--connect_timeout=1", "--mock_data"]
+    )  # fmt: skip
+    assert result.returncode == 1 and "no model server answers" in result.stderr
+    assert "make serve" in result.stderr and "Traceback" not in result.stderr
+    result = run(["python", "model_server_request.py", "--count_images=100"])
+    assert result.returncode == 1 and "not a multiple of --serving_batch_size=16" in result.stderr
+
+
+def test_grpc_errors_have_tensorflow_servings_codes(exports):
+    path = exports["mnist_pure_jax", -1]
+    with local_server("mnist_pure_jax", os.path.dirname(path)) as server:
+        cases = [
+            (dict(name="nope"), IMAGES, grpc.StatusCode.NOT_FOUND, "Latest(nope)"),
+            (dict(version=7), IMAGES, grpc.StatusCode.NOT_FOUND, "Specific(mnist_pure_jax, 7)"),
+            ({}, IMAGES.astype(np.float64), grpc.StatusCode.INVALID_ARGUMENT, "dtype"),
+            ({}, IMAGES[:, :20], grpc.StatusCode.INVALID_ARGUMENT, "shape"),
+            ({}, None, grpc.StatusCode.INVALID_ARGUMENT, "Missing but required: {inputs}"),
+            (dict(signature_name="nope"), IMAGES, grpc.StatusCode.FAILED_PRECONDITION, "nope"),
+        ]
+        for spec, images, code, message in cases:
+            with pytest.raises(grpc.RpcError) as error:
+                grpc_predict(server, images, **spec)
+            assert error.value.code() == code, spec
+            assert message in error.value.details()
+
+        channel = grpc.insecure_channel(server.grpc_address)
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        request.model_spec.name = "mnist_pure_jax"
+        with pytest.raises(grpc.RpcError) as error:
+            stub.GetModelMetadata(request)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        request.metadata_field.append("signature_def")
+        response = stub.GetModelMetadata(request)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signatures)
+        assert list(signatures.signature_def["serving_default"].inputs) == ["inputs"]
+
+        status_stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        status_request = get_model_status_pb2.GetModelStatusRequest()
+        status_request.model_spec.name = "mnist_pure_jax"
+        (status,) = status_stub.GetModelStatus(status_request).model_version_status
+        assert (
+            status.version == 1
+            and status.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+        )
+        status_request.model_spec.version.value = 9
+        with pytest.raises(grpc.RpcError) as error:
+            status_stub.GetModelStatus(status_request)
+        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+MALFORMED_BODIES = [
+    b"",
+    b"{",
+    b"[1, 2]",
+    b'"instances"',
+    b"{}",
+    b'{"instances": []}',
+    b'{"instances": [[1.0]], "inputs": [[1.0]]}',
+    b'{"instances": "abc"}',
+    b'{"instances": [[[[true]]]]}',
+    b'{"instances": [null]}',
+    b'{"inputs": {"images": [1.0]}}',
+    b'{"instances": [{"inputs": [0.0], "extra": 1}]}',
+    b'{"instances": [[1.0, 2.0], [1.0]]}',
+    b'{"inputs": [1.0, 2.0]}',
+    b'{"signature_name": 7, "inputs": [1.0]}',
+    b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+]
+
+
+def test_malformed_rest_bodies_get_400_and_the_server_keeps_serving(exports):
+    path = exports["mnist_pure_jax", -1]
+    with local_server("mnist_pure_jax", os.path.dirname(path)) as server:
+        for body in MALFORMED_BODIES:
+            response = requests.post(f"{server.rest_url}:predict", data=body, timeout=10)
+            assert response.status_code == 400, (body[:60], response.text)
+            assert isinstance(response.json()["error"], str) and response.json()["error"]
+        for method, url, code in [
+            ("GET", f"{server.rest_url}:predict", 404),
+            ("POST", f"{server.rest_url}:classify", 404),
+            ("GET", f"{server.rest_url}/versions/2", 404),
+            ("GET", f"{server.rest_url}/versions/x", 400),
+            ("POST", f"{server.rest_url}/versions/3:predict", 404),
+            ("GET", f"http://localhost:{server.rest_port}/v1/models/other", 404),
+            ("GET", f"http://localhost:{server.rest_port}/nothing/here", 404),
+        ]:
+            response = requests.request(method, url, data=b"{}", timeout=10)
+            assert response.status_code == code, (method, url, response.text)
+            assert "error" in response.json()
+        good = requests.post(f"{server.rest_url}:predict", json={"instances": IMAGES.tolist()})
+        assert good.status_code == 200 and len(good.json()["predictions"]) == len(IMAGES)
+
+
+def write_two_io_model(path):
+    """A plain TensorFlow SavedModel (no jax2tf): inputs a, b; outputs sum, scaled."""
+
+    class TwoInTwoOut(tf.Module):
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, 2], tf.float32, name="a"),
+                tf.TensorSpec([None], tf.int32, name="b"),
+            ]
+        )
+        def __call__(self, a, b):
+            return {"sum": tf.reduce_sum(a, axis=1) + tf.cast(b, tf.float32), "scaled": a * 2.0}
+
+    module = TwoInTwoOut()
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.__call__})
+
+
+def test_plain_tensorflow_model_with_named_inputs_and_outputs(tmp_path):
+    write_two_io_model(tmp_path / "two_io" / "1")
+    with local_server("two_io", tmp_path / "two_io") as server:
+        rows = requests.post(
+            f"{server.rest_url}:predict",
+            json={"instances": [{"a": [1.0, 2.0], "b": 10}, {"a": [3.0, 4.0], "b": 20}]},
+        ).json()
+        assert rows == {
+            "predictions": [
+                {"sum": 13.0, "scaled": [2.0, 4.0]},
+                {"sum": 27.0, "scaled": [6.0, 8.0]},
+            ]
+        }
+        columns = requests.post(
+            f"{server.rest_url}:predict", json={"inputs": {"a": [[1.0, 2.0]], "b": [5]}}
+        ).json()
+        assert columns == {"outputs": {"sum": [8.0], "scaled": [[2.0, 4.0]]}}
+        bad = requests.post(
+            f"{server.rest_url}:predict", json={"inputs": {"a": [[1.0, 2.0]], "b": [0.5]}}
+        )
+        assert bad.status_code == 400 and "integers" in bad.json()["error"]
+
+        channel = grpc.insecure_channel(server.grpc_address)
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = "two_io"
+        request.inputs["a"].CopyFrom(tf.make_tensor_proto(np.ones((3, 2), np.float32)))
+        request.inputs["b"].CopyFrom(tf.make_tensor_proto(np.arange(3, dtype=np.int32)))
+        request.output_filter.append("sum")
+        response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request)
+        assert list(response.outputs) == ["sum"]
+        np.testing.assert_array_equal(tf.make_ndarray(response.outputs["sum"]), [2.0, 3.0, 4.0])
+
+
+def write_half_plus_two(path):
+    """TensorFlow Serving's test model, rebuilt as a TF1 graph: y = 0.5 * x + 2."""
+    graph = tf.Graph()
+    with graph.as_default():
+        x = tf.compat.v1.placeholder(tf.float32, shape=[None, 1], name="x")
+        a = tf.compat.v1.Variable(0.5, name="a")
+        b = tf.compat.v1.Variable(2.0, name="b")
+        y = tf.add(tf.multiply(a, x), b, name="y")
+        with tf.compat.v1.Session() as session:
+            session.run(tf.compat.v1.global_variables_initializer())
+            builder = tf.compat.v1.saved_model.Builder(str(path))
+            signature = tf.compat.v1.saved_model.predict_signature_def({"x": x}, {"y": y})
+            builder.add_meta_graph_and_variables(
+                session, [tf.saved_model.SERVING], signature_def_map={"serving_default": signature}
+            )
+            builder.save()
+
+
+def test_half_plus_two_answers_as_the_rest_documentation_shows(tmp_path):
+    write_half_plus_two(tmp_path / "half_plus_two" / "00000123")
+    with local_server("half_plus_two", tmp_path / "half_plus_two", version=123) as server:
+        response = requests.post(
+            f"{server.rest_url}:predict", data='{"instances": [1.0, 2.0, 5.0]}'
+        )
+        assert response.json() == {"predictions": [2.5, 3.0, 4.5]}
+        assert requests.get(server.rest_url).json() == {
+            "model_version_status": [
+                {
+                    "version": "123",
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+        }
+        response = requests.post(
+            f"http://localhost:{server.rest_port}/v1/models/half:predict", data="{}"
+        )
+        assert response.status_code == 404
+        assert response.json() == {"error": "Servable not found for request: Latest(half)"}
+
+
+def test_hot_reload_while_requests_stream_and_broken_version_is_skipped(tmp_path):
+    base = tmp_path / "mnist_pure_jax"
+    export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
+    with local_server("mnist_pure_jax", base) as server:
+        versions_seen, errors, stop = [], [], threading.Event()
+
+        def stream():
+            while not stop.is_set():
+                try:
+                    versions_seen.append(grpc_predict(server, IMAGES).model_spec.version.value)
+                except grpc.RpcError as e:
+                    errors.append(e)
+
+        workers = [threading.Thread(target=stream) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        try:
+            export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)  # Version 2.
+            server.wait_for(2)
+            server.wait_for(1, state="END")
+            (base / "3").mkdir()
+            (base / "3" / "saved_model.pb").write_bytes(b"\x08\x01truncated")
+            entry = server.wait_for(3, state="END")
+            assert "Failed to load version 3" in entry["status"]["error_message"]
+            assert entry["status"]["error_code"] != "OK"
+            before = len(versions_seen)
+            server.wait_for(2)  # Still the served one.
+            while len(versions_seen) < before + 10:
+                pass
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join()
+        assert errors == []
+        assert versions_seen[0] == 1 and versions_seen[-1] == 2
+        assert sorted(set(versions_seen)) == [1, 2]
+        assert "Failed to load version 3" in server.log()
+
+        # A removed version is unloaded; the newest remaining one is served again.
+        import shutil
+
+        shutil.rmtree(base / "2")
+        server.wait_for(1)
+        assert grpc_predict(server, IMAGES).model_spec.version.value == 1
+
+
+def test_server_refuses_a_busy_port(tmp_path):
+    export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
+    with local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax") as server:
+        result = run(
+            ["python", "local_model_server.py", f"--port={server.grpc_port}",
+             "--rest_api_port=0", "--model_name=x", f"--model_base_path={tmp_path}"],
+            timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 1
+        assert "cannot listen" in result.stderr and "make stop" in result.stderr
+
+
+def test_warmup_requests_are_replayed_before_available(tmp_path):
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
+    warmup = os.path.join(path, "assets.extra", "tf_serving_warmup_requests")
+    with tf.io.TFRecordWriter(warmup) as writer:
+        log = prediction_log_pb2.PredictionLog()
+        log.predict_log.request.model_spec.name = "mnist_pure_jax"
+        log.predict_log.request.inputs["inputs"].CopyFrom(tf.make_tensor_proto(IMAGES[:2]))
+        writer.write(log.SerializeToString())
+    with local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax") as server:
+        assert "1 warmup requests" in server.log()
