@@ -52,6 +52,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+import saved_model_lib
+
 _PORT = flags.DEFINE_integer("port", 8500, "Port of the gRPC API.")
 _REST_API_PORT = flags.DEFINE_integer("rest_api_port", 8501, "Port of the REST API; 0 disables it.")
 _MODEL_NAME = flags.DEFINE_string("model_name", "default", "Name of the served model.")
@@ -90,7 +92,6 @@ flags.DEFINE_boolean(
 )
 
 DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 _State = get_model_status_pb2.ModelVersionStatus.State
 # How TensorFlow Serving maps error codes to HTTP statuses.
 _HTTP_STATUS = {
@@ -185,7 +186,7 @@ class Servable:
 
     def warm_up(self) -> int:
         """Replays the SavedModel's warmup requests, as TensorFlow Serving does."""
-        path = os.path.join(self.path, WARMUP_FILE)
+        path = os.path.join(self.path, saved_model_lib.WARMUP_FILE)
         if not os.path.exists(path):
             return 0
         count = 0

@@ -33,6 +33,8 @@ import tensorflow as tf
 from jax.experimental import jax2tf
 
 STAGING_PREFIX = ".staging-"
+# Where TensorFlow Serving looks for the requests that warm a version up.
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 _VERSION_RE = re.compile(r"^[0-9]+$")
 
 

@@ -155,20 +155,21 @@ def test_clean_refuses_dangerous_paths(path):
     assert result.returncode != 0 and "refusing" in result.stderr
 
 
-def server_vars(tmp_path) -> list[str]:
+def server_vars(tmp_path, server: str = "local") -> list[str]:
+    """Variables for a server of its own: ports, paths and kind (not this machine's default)."""
     return [
         f"MODEL_PATH={tmp_path / 'models'}",
         f"RUN_DIR={tmp_path / 'run'}",
         f"GRPC_PORT={free_port()}",
         f"REST_PORT={free_port()}",
-        "SERVER=local",  # Whatever else this machine has; the docker test asks for docker.
+        f"SERVER={server}",
     ]
 
 
 def test_make_n_serve_docker_prints_the_walkthrough_command(tmp_path):
-    variables = server_vars(tmp_path)
+    variables = server_vars(tmp_path, server="docker")
     (tmp_path / "models" / "mnist_flax" / "1").mkdir(parents=True)
-    lines = dry_run("serve", "SERVER=docker", "DOCKER_IMAGE=tensorflow/serving:2.18.0", *variables)
+    lines = dry_run("serve", "DOCKER_IMAGE=tensorflow/serving:2.18.0", *variables)
     grpc_port, rest_port = variables[2].split("=")[1], variables[3].split("=")[1]
     assert "Serving mnist_flax with the docker server (SERVER=docker)." in lines
     args = [line for line in lines if line.startswith("docker run")]
@@ -184,8 +185,8 @@ def test_make_n_serve_docker_prints_the_walkthrough_command(tmp_path):
     "kind, program", [("binary", "tensorflow_model_server"), ("local", ".venv/bin/python")]
 )
 def test_make_n_serve_binary_and_local_print_tensorflow_model_server_flags(tmp_path, kind, program):
-    variables = server_vars(tmp_path)
-    lines = dry_run("serve", f"SERVER={kind}", "MODEL=mnist_pure_jax", *variables)
+    variables = server_vars(tmp_path, server=kind)
+    lines = dry_run("serve", "MODEL=mnist_pure_jax", *variables)
     grpc_port, rest_port = variables[2].split("=")[1], variables[3].split("=")[1]
     (command,) = [line for line in lines if line.startswith(f"nohup {program}")]
     args = shlex.split(command.split(" > ")[0])[1:]
@@ -226,10 +227,10 @@ def docker_engine_answers() -> bool:
 
 @pytest.mark.skipif(not docker_engine_answers(), reason="no Docker engine answers on this machine")
 def test_serve_with_docker_end_to_end(tmp_path):  # pragma: no cover - needs a Docker engine
-    variables = server_vars(tmp_path)
+    variables = server_vars(tmp_path, server="docker")
     make("export", "MOCK_DATA=1", "NUM_EPOCHS=1", *variables)
     try:
-        make("serve", "SERVER=docker", *variables)
+        make("serve", *variables)
         assert "AVAILABLE" in make("status", *variables)
         make("request", "MOCK_DATA=1", *variables)
     finally:
@@ -238,12 +239,12 @@ def test_serve_with_docker_end_to_end(tmp_path):  # pragma: no cover - needs a D
 
 def test_serve_errors_are_clear_and_change_nothing(tmp_path):
     variables = server_vars(tmp_path)
-    result = run(["make", "serve", "SERVER=local", *variables])
+    result = run(["make", "serve", *variables])
     assert result.returncode != 0 and "does not exist. Export a model first" in result.stderr
     (tmp_path / "models" / "mnist_flax").mkdir(parents=True)
-    result = run(["make", "serve", "SERVER=local", *variables])
+    result = run(["make", "serve", *variables])
     assert result.returncode != 0 and "holds no version directory" in result.stderr
-    result = run(["make", "serve", "SERVER=kubernetes", *variables])
+    result = run(["make", "serve", *server_vars(tmp_path, server="kubernetes")])
     assert result.returncode != 0 and "choose auto, docker, binary or local" in result.stderr
     assert "No model server started by 'make serve' is running." in make("stop", *variables)
     result = run(["make", "status", *variables])

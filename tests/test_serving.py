@@ -381,15 +381,18 @@ def test_server_refuses_a_busy_port(tmp_path):
         assert "cannot listen" in result.stderr and "make stop" in result.stderr
 
 
-def test_warmup_requests_are_replayed_before_available(tmp_path):
+@pytest.mark.parametrize("batch, sizes", [(-1, [1, 8, 16, 32, 64, 128]), (8, [8])])
+def test_export_writes_warmup_requests_that_the_server_replays(tmp_path, batch, sizes):
     from tensorflow_serving.apis import prediction_log_pb2
 
-    path = export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
+    path = export_model(tmp_path, model="mnist_pure_jax", num_epochs=0, serving_batch_size=batch)
     warmup = os.path.join(path, "assets.extra", "tf_serving_warmup_requests")
-    with tf.io.TFRecordWriter(warmup) as writer:
-        log = prediction_log_pb2.PredictionLog()
-        log.predict_log.request.model_spec.name = "mnist_pure_jax"
-        log.predict_log.request.inputs["inputs"].CopyFrom(tf.make_tensor_proto(IMAGES[:2]))
-        writer.write(log.SerializeToString())
+    logs = [
+        prediction_log_pb2.PredictionLog.FromString(r.numpy())
+        for r in tf.data.TFRecordDataset(warmup)
+    ]
+    requests_ = [log.predict_log.request for log in logs]
+    assert [r.inputs["inputs"].tensor_shape.dim[0].size for r in requests_] == sizes
+    assert {r.model_spec.signature_name for r in requests_} == {"serving_default"}
     with local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax") as server:
-        assert "1 warmup requests" in server.log()
+        assert f"{len(sizes)} warmup requests" in server.log()
