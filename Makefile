@@ -60,7 +60,7 @@ STOP_SERVER = kind=$$(cat $(KIND_FILE) 2>/dev/null); \
 	rm -f $(PID_FILE) $(KIND_FILE)
 
 .PHONY: help env setup export inspect serve serve-docker serve-binary serve-local serve-check \
-	stop status request demo clean distclean test lint
+	stop status request demo bench clean distclean test lint
 
 help: ## List the targets and the variables
 	@echo "Targets:"
@@ -188,6 +188,11 @@ clean: ## Delete the SavedModels that `make export` wrote under MODEL_PATH
 
 distclean: clean ## `make clean`, and delete .venv
 	rm -rf $(VENV)
+
+# ---- Benchmark ---------------------------------------------------------------
+QUICK ?=
+bench: $(STAMP) ## Measure each step against its bound (QUICK=1: under 2 minutes)
+	$(PY) bench/bench.py $(if $(filter 1 true yes,$(QUICK)),--quick)
 
 # ---- Checks ------------------------------------------------------------------
 test: $(STAMP) ## Run the tests (offline; a few minutes)

@@ -7,10 +7,17 @@
 The same for all three kinds of server (Docker, tensorflow_model_server, the
 local one): it only uses the file system and TensorFlow Serving's REST API.
 Each failure prints what is wrong and what to do, and exits with status 1.
+
+`LocalServer` runs local_model_server.py on free ports, for the tests and the
+benchmark.
 """
 
+import contextlib
 import os
+import pathlib
+import signal
 import socket
+import subprocess
 import sys
 import time
 
@@ -127,6 +134,68 @@ def _log_tail(lines: int = 20) -> str:
 
 def fail(message: str) -> None:
     sys.exit(f"error: {message}")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+class LocalServer:
+    """local_model_server.py in a subprocess on free ports, its output in `log_path`."""
+
+    def __init__(self, model_name: str, base_path, log_path, *extra_flags: str):
+        self.model_name, self.base_path = model_name, str(base_path)
+        self.grpc_port, self.rest_port = free_port(), free_port()
+        self.grpc_address = f"localhost:{self.grpc_port}"
+        self.rest_url = f"http://localhost:{self.rest_port}/v1/models/{model_name}"
+        self.log_path = pathlib.Path(log_path)
+        with open(self.log_path, "w") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "local_model_server.py",
+                    f"--port={self.grpc_port}",
+                    f"--rest_api_port={self.rest_port}",
+                    f"--model_name={model_name}",
+                    f"--model_base_path={self.base_path}",
+                    *extra_flags,
+                ],
+                cwd=pathlib.Path(__file__).resolve().parent,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def status(self) -> dict[str, dict]:
+        """version -> its status entry, as the REST API reports it ({} before any)."""
+        response = requests.get(self.rest_url, timeout=5)
+        if response.status_code == 404:
+            return {}
+        return {s["version"]: s for s in response.json()["model_version_status"]}
+
+    def wait_for(self, version: int, state: str = "AVAILABLE", timeout: float = 120) -> dict:
+        """Waits until `version` is in `state`; returns its status entry."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the server exited:\n{self.log()}")
+            with contextlib.suppress(requests.ConnectionError):
+                entry = self.status().get(str(version))
+                if entry and entry["state"] == state:
+                    return entry
+            time.sleep(0.05)
+        raise TimeoutError(f"version {version} not {state} within {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self) -> int:
+        """SIGTERM, as `make stop` sends; returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+        return self.process.returncode
 
 
 COMMANDS = {"check": check, "wait": wait, "status": status}

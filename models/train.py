@@ -52,14 +52,11 @@ def train(
     train_accuracy = test_accuracy = 0.0
     for epoch in range(1, num_epochs + 1):
         start = time.perf_counter()
-        correct = []
-        for i, (images, labels) in enumerate(
-            batches(train_data, TRAIN_BATCH_SIZE, rng=shuffle_rng)
-        ):
-            params, opt_state, batch_correct = step(params, opt_state, images, labels)
-            correct.append(batch_correct)
-            _progress(f"{model.name}: epoch {epoch}/{num_epochs}", i + 1, steps_per_epoch)
-        train_accuracy = float(jnp.sum(jnp.stack(correct))) / (steps_per_epoch * TRAIN_BATCH_SIZE)
+        label = f"{model.name}: epoch {epoch}/{num_epochs}"
+        params, opt_state, correct = train_epoch(
+            step, params, opt_state, train_data, shuffle_rng, progress=label
+        )
+        train_accuracy = correct / (steps_per_epoch * TRAIN_BATCH_SIZE)
         seconds = time.perf_counter() - start
         test_accuracy = accuracy(model, params, test_data)
         logging.info(
@@ -74,6 +71,18 @@ def train(
             100 * test_accuracy,
         )
     return TrainResult(params, train_accuracy, test_accuracy)
+
+
+def train_epoch(step, params, opt_state, data: Split, rng: np.random.Generator, progress: str = ""):
+    """One pass over `data` in shuffled batches: (params, opt_state, correct predictions)."""
+    steps = len(data) // TRAIN_BATCH_SIZE
+    correct = []
+    for i, (images, labels) in enumerate(batches(data, TRAIN_BATCH_SIZE, rng=rng)):
+        params, opt_state, batch_correct = step(params, opt_state, images, labels)
+        correct.append(batch_correct)
+        if progress:
+            _progress(progress, i + 1, steps)
+    return params, opt_state, int(jnp.sum(jnp.stack(correct)))
 
 
 def make_train_step(model: Model, optimizer: optax.GradientTransformation):

@@ -1,0 +1,349 @@
+"""`make bench`: each step of the workflow against its bound, measured in the same run.
+
+    python bench/bench.py [--quick]
+
+Every row is a figure, the bound it is compared with, and their ratio, so that
+the numbers mean something on any machine: the bound is the best the same
+hardware does for the same work without the step's overhead (the same jitted
+training step fed from device arrays, the same computation in JAX, the same
+SavedModel called in-process). It prints a table, writes it to
+bench/RESULTS.md with the machine and package versions, draws latency
+against batch size to bench/latency.png, and ends with `targets met: X/Y`.
+"""
+
+import dataclasses
+import datetime
+import gc
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import optax  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+
+import model_server_request  # noqa: E402
+import saved_model_lib  # noqa: E402
+from models import INPUT_SHAPE, get_model, mnist_data, train  # noqa: E402
+from server_ctl import LocalServer  # noqa: E402
+
+_QUICK = flags.DEFINE_boolean("quick", False, "Smaller sizes and fewer repeats: under 2 minutes.")
+_OUTPUT = flags.DEFINE_string(
+    "output",
+    None,
+    "Where to write the table; default bench/RESULTS.md (--quick: RESULTS.quick.md).",
+)
+_PLOT = flags.DEFINE_string("plot", os.path.join(ROOT, "bench", "latency.png"), "The plot.")
+
+MODELS = ("mnist_flax", "mnist_pure_jax")
+
+
+@dataclasses.dataclass
+class Row:
+    figure: str
+    value: float
+    unit: str
+    bound: float | None = None
+    bound_name: str = ""
+    target: str = ""  # ">= 0.95" or "<= 1.2", on the ratio.
+
+    @property
+    def ratio(self) -> float | None:
+        return None if self.bound is None else self.value / self.bound
+
+    @property
+    def met(self) -> bool | None:
+        if not self.target:
+            return None
+        op, limit = self.target.split()
+        return self.ratio >= float(limit) if op == ">=" else self.ratio <= float(limit)
+
+
+def timed(fn, repeats: int) -> list[float]:
+    """Seconds of each of `repeats` calls of fn(), after one call to warm up."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def bench_training(model_name: str, examples: int) -> Row:
+    """Examples/s of the real training loop vs the same step on device-resident batches."""
+    model = get_model(model_name)
+    data = mnist_data.synthetic(examples)
+    step = train.make_train_step(model, optax.adam(train.LEARNING_RATE))
+    params = model.init(jax.random.PRNGKey(0))
+    opt_state = optax.adam(train.LEARNING_RATE).init(params)
+    rng = np.random.default_rng(0)
+
+    def pipeline():
+        jax.block_until_ready(train.train_epoch(step, params, opt_state, data, rng))
+
+    device_batches = [
+        jax.device_put(b) for b in mnist_data.batches(data, train.TRAIN_BATCH_SIZE, rng=rng)
+    ]
+
+    def bound():
+        p, s = params, opt_state
+        for images, labels in device_batches:
+            p, s, _ = step(p, s, images, labels)
+        jax.block_until_ready(p)
+
+    used = len(device_batches) * train.TRAIN_BATCH_SIZE
+    repeats = 2
+    pipeline_s = min(timed(pipeline, repeats))
+    bound_s = min(timed(bound, repeats))
+    target = ">= 0.95" if model_name == "mnist_flax" else ">= 0.85"
+    return Row(
+        f"training {model_name}, {examples} examples",
+        used / pipeline_s,
+        "examples/s",
+        used / bound_s,
+        "same step, batches on device",
+        target,
+    )
+
+
+def bench_export(model_name: str, workdir: str) -> Row:
+    model = get_model(model_name)
+    params = model.init(jax.random.PRNGKey(0))
+    start = time.perf_counter()
+    saved_model_lib.convert_and_save_model(
+        model.apply,
+        params,
+        os.path.join(workdir, f"export-{model_name}"),
+        input_signatures=[tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)],
+        polymorphic_shapes="(b, ...)",
+    )
+    return Row(f"export {model_name} (jax2tf + save)", time.perf_counter() - start, "s")
+
+
+def bench_inference(model_name: str, path: str, batch_sizes, repeats: int) -> list[Row]:
+    """The reloaded SavedModel against jitted JAX, on the same batch."""
+    model = get_model(model_name)
+    loaded = tf.saved_model.load(path)
+    params = [v.numpy() for v in tf.nest.flatten(loaded.params)]
+    params = jax.tree_util.tree_unflatten(
+        jax.tree_util.tree_structure(model.init(jax.random.PRNGKey(0))), params
+    )
+    serve = loaded.signatures["serving_default"]
+    jitted = jax.jit(model.apply)
+    rows = []
+    for batch in batch_sizes:
+        images = mnist_data.scale_images(mnist_data.synthetic(batch).images)
+        tf_s = statistics.median(timed(lambda: serve(inputs=tf.constant(images)), repeats))  # noqa: B023
+        jax_s = statistics.median(
+            timed(lambda: np.asarray(jitted(params, images)), repeats)  # noqa: B023
+        )
+        rows.append(
+            Row(
+                f"inference {model_name} batch {batch}, SavedModel",
+                tf_s * 1000,
+                "ms",
+                jax_s * 1000,
+                "jitted JAX",
+                "<= 1.2",
+            )
+        )
+    return rows
+
+
+def export_for_serving(model_path: str, model_name: str, warmup: bool) -> str:
+    """A real export through the CLI (mock data, 1 epoch), with or without warmup file."""
+    cmd = [
+        sys.executable,
+        "saved_model_main.py",
+        f"--model={model_name}",
+        f"--model_path={model_path}",
+        "--mock_data",
+        "--num_epochs=1",
+        "--noshow_model",
+    ]
+    if not warmup:
+        cmd.append("--warmup_batch_sizes=")
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    return os.path.join(model_path, model_name)
+
+
+def load_clients(api: str, server: LocalServer, model: str):
+    address = server.grpc_address if api == "gRPC" else f"localhost:{server.rest_port}"
+    return model_server_request.make_client(api == "gRPC", address, model, timeout=60)
+
+
+def bench_serving(base: str, model_name: str, workdir: str, count: int, repeats: int):
+    """Served throughput and latency at batch 16 vs in-process, and the plot's data."""
+    rows, plot = [], {}
+    batch = 16
+    version = os.path.join(base, "1")
+    serve = tf.saved_model.load(version).signatures["serving_default"]
+    images16 = mnist_data.scale_images(mnist_data.synthetic(batch).images)
+    in_process_s = statistics.median(timed(lambda: serve(inputs=tf.constant(images16)), repeats))
+    in_process = batch / in_process_s
+    data = mnist_data.synthetic(count)
+    gc.freeze()  # As model_server_request.py does: no GC pauses over TF's objects.
+    server = LocalServer(model_name, base, os.path.join(workdir, "server.log"))
+    try:
+        server.wait_for(1)
+        for api in ("gRPC", "REST"):
+            for clients in (1, 4):
+                client = load_clients(api, server, model_name)
+                name = client.signature_input()[0]
+                summary = model_server_request.run(
+                    client, name, data, batch, clients, log=lambda _: None
+                )
+                target = ">= 0.7" if (api, clients) == ("gRPC", 4) else ""
+                rows.append(
+                    Row(
+                        f"served {api}, batch {batch}, {clients} client(s)"
+                        f" (p50 {summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms)",
+                        summary["images_per_s"],
+                        "images/s",
+                        in_process,
+                        "in-process SavedModel",
+                        target,
+                    )
+                )
+        client = load_clients("gRPC", server, model_name)
+        for size in (1, 4, 16, 64, 256):
+            images = mnist_data.scale_images(mnist_data.synthetic(size).images)
+            local = statistics.median(timed(lambda: serve(inputs=tf.constant(images)), repeats))  # noqa: B023
+            served = statistics.median(timed(lambda: client.predict("inputs", images), repeats))  # noqa: B023
+            plot[size] = (local * 1000, served * 1000)
+    finally:
+        server.stop()
+    return rows, plot
+
+
+def bench_first_request(workdir: str, model_name: str, repeats: int) -> list[Row]:
+    """The first request to a new version vs a steady one, without and with warmup.
+
+    The scenario the warmup is for: a server and its clients run in steady
+    state, a new version is exported, and the first request after the switch
+    pays for whatever the load left undone (XLA compiling that batch shape).
+    """
+    rows = []
+    images = mnist_data.scale_images(mnist_data.synthetic(16).images)
+    model_path = os.path.join(workdir, "first")
+    base = export_for_serving(model_path, model_name, warmup=True)
+    server = LocalServer(model_name, base, os.path.join(workdir, "first.log"))
+    try:
+        server.wait_for(1)
+        client = model_server_request.GrpcClient(server.grpc_address, model_name, 60)
+        timed(lambda: client.predict("inputs", images), repeats)  # Steady state.
+        for version, warmup in ((2, False), (3, True)):
+            export_for_serving(model_path, model_name, warmup)
+            server.wait_for(version)
+            start = time.perf_counter()
+            response_version = client.predict_version("inputs", images)
+            first = time.perf_counter() - start
+            assert response_version == version, response_version
+            steady = statistics.median(timed(lambda: client.predict("inputs", images), repeats))
+            rows.append(
+                Row(
+                    f"first request to a new version, {model_name} batch 16, "
+                    f"{'with' if warmup else 'without'} warmup",
+                    first * 1000,
+                    "ms",
+                    steady * 1000,
+                    "steady request",
+                    "<= 2" if warmup else "",
+                )
+            )
+    finally:
+        server.stop()
+    return rows
+
+
+def write_plot(plot: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    sizes = sorted(plot)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(sizes, [plot[s][0] for s in sizes], "o-", label="in-process SavedModel")
+    ax.plot(sizes, [plot[s][1] for s in sizes], "s-", label="served, gRPC (local server)")
+    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="latency (ms, median)")
+    ax.set_title("mnist_flax: latency against batch size")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def render(rows: list[Row], seconds: float) -> str:
+    lines = [
+        "| figure | value | bound | ratio | target | met |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for r in rows:
+        bound = f"{r.bound:.4g} ({r.bound_name})" if r.bound is not None else ""
+        ratio = f"{r.ratio:.2f}" if r.ratio is not None else ""
+        met = {None: "", True: "yes", False: "NO"}[r.met]
+        lines.append(
+            f"| {r.figure} | {r.value:.4g} {r.unit} | {bound} | {ratio} | {r.target} | {met} |"
+        )
+    targets = [r for r in rows if r.met is not None]
+    met = sum(r.met for r in targets)
+    machine = (
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"jax {jax.__version__}, tensorflow {tf.__version__}"
+    )
+    return "\n".join(
+        [
+            f"Benchmark{' (quick)' if _QUICK.value else ''} of "
+            f"{datetime.date.today().isoformat()} on {machine}; {seconds:.0f} s.",
+            "",
+            *lines,
+            "",
+            f"targets met: {met}/{len(targets)}",
+        ]
+    )
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    quick = _QUICK.value
+    examples, repeats, count = (12_800, 30, 256) if quick else (60_000, 200, 2048)
+    start = time.perf_counter()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory() as workdir:
+        for model_name in MODELS:
+            rows.append(bench_training(model_name, examples))
+        for model_name in MODELS:
+            rows.append(bench_export(model_name, workdir))
+        for model_name in MODELS:
+            rows += bench_inference(
+                model_name, os.path.join(workdir, f"export-{model_name}"), (1, 16, 256), repeats
+            )
+        base = export_for_serving(os.path.join(workdir, "served"), "mnist_flax", warmup=True)
+        serving_rows, plot = bench_serving(base, "mnist_flax", workdir, count, repeats)
+        rows += serving_rows
+        rows += bench_first_request(workdir, "mnist_flax", repeats)
+    write_plot(plot, _PLOT.value)
+    table = render(rows, time.perf_counter() - start)
+    output = _OUTPUT.value or os.path.join(
+        ROOT, "bench", "RESULTS.quick.md" if quick else "RESULTS.md"
+    )
+    with open(output, "w") as f:
+        f.write(table + "\n")
+    print(table)
+    print(f"\nWrote {output} and {_PLOT.value}")
+
+
+if __name__ == "__main__":
+    app.run(main)
