@@ -60,7 +60,7 @@ STOP_SERVER = kind=$$(cat $(KIND_FILE) 2>/dev/null); \
 	rm -f $(PID_FILE) $(KIND_FILE)
 
 .PHONY: help env setup export inspect serve serve-docker serve-binary serve-local serve-check \
-	stop status request demo bench clean distclean test lint
+	stop status request demo bench clean distclean test stress lint
 
 help: ## List the targets and the variables
 	@echo "Targets:"
@@ -197,6 +197,10 @@ bench: $(STAMP) ## Measure each step against its bound (QUICK=1: under 2 minutes
 # ---- Checks ------------------------------------------------------------------
 test: $(STAMP) ## Run the tests (offline; a few minutes)
 	$(PY) -m pytest -q tests
+
+stress: $(STAMP) ## The long stress and fuzz runs (2 minutes of load, 5000 hostile requests)
+	STRESS_SECONDS=120 FUZZ_EXAMPLES=5000 $(PY) -m pytest -q -s tests/test_stress.py \
+		tests/test_reliability.py::test_fuzz_rest_with_hostile_requests
 
 lint: $(STAMP) ## ruff check and ruff format --check
 	$(VENV)/bin/ruff check .

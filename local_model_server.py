@@ -70,10 +70,19 @@ _POLL_SECONDS = flags.DEFINE_float(
 _HOST = flags.DEFINE_string(
     "host", "localhost", "Address to bind. The server has no authentication: keep it local."
 )
-_MAX_REQUEST_BYTES = flags.DEFINE_integer(
-    "max_request_bytes",
+_GRPC_MAX_MESSAGE_BYTES = flags.DEFINE_integer(
+    "grpc_max_message_bytes",
+    2**31 - 1,
+    "Largest gRPC request accepted; larger ones get RESOURCE_EXHAUSTED. The default is "
+    "TensorFlow Serving's (2 GiB - 1).",
+    lower_bound=1,
+)
+_REST_MAX_BODY_BYTES = flags.DEFINE_integer(
+    "rest_max_body_bytes",
     64 * 1024 * 1024,
-    "Largest REST body or gRPC message accepted; larger ones are refused.",
+    "Largest REST request body accepted; larger ones get HTTP 413 without being read. "
+    "Parsing JSON takes about 10 times the body's size in memory, hence a lower default "
+    "than gRPC's.",
     lower_bound=1,
 )
 _MAX_BATCH_SIZE = flags.DEFINE_integer(
@@ -114,6 +123,10 @@ class ServingError(Exception):
         self.code = code
 
 
+class MethodNotAllowedError(Exception):
+    """An HTTP method the path does not take (REST only: HTTP 405)."""
+
+
 def _invalid(message: str) -> ServingError:
     return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
@@ -139,9 +152,16 @@ class Servable:
         return self.signature_defs[name]
 
     def predict(
-        self, signature_name: str, inputs: dict[str, np.ndarray], output_filter=()
+        self,
+        signature_name: str,
+        inputs: dict[str, np.ndarray],
+        output_filter=(),
+        max_batch_size: int | None = None,
     ) -> dict[str, np.ndarray]:
-        """Runs a signature on numpy inputs; validates names, dtypes and batch size."""
+        """Runs a signature on numpy inputs; validates names, dtypes and batch size.
+
+        max_batch_size: refuse larger batches; None: --max_batch_size (0: no limit).
+        """
         signature_name = signature_name or DEFAULT_SIGNATURE
         signature = self.signature(signature_name)
         expected = set(signature.inputs)
@@ -169,7 +189,7 @@ class Servable:
                     f"input '{name}' has dtype {tf.as_dtype(array.dtype).name}, "
                     f"the signature takes {want.name}"
                 )
-            limit = _MAX_BATCH_SIZE.value
+            limit = _MAX_BATCH_SIZE.value if max_batch_size is None else max_batch_size
             if limit and array.ndim and array.shape[0] > limit:
                 raise _invalid(
                     f"input '{name}' has batch size {array.shape[0]}; this server takes at "
@@ -185,14 +205,16 @@ class Servable:
         wanted = output_filter or signature.outputs
         return {name: outputs[name].numpy() for name in wanted}
 
-    def predict_proto(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+    def predict_proto(
+        self, request: predict_pb2.PredictRequest, max_batch_size: int | None = None
+    ) -> predict_pb2.PredictResponse:
         """`predict` on the protos of PredictionService.Predict."""
         try:
             inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
         except (TypeError, ValueError) as e:
             raise _invalid(f"cannot read the input tensors: {_first_line(e)}") from e
         outputs = self.predict(
-            request.model_spec.signature_name, inputs, tuple(request.output_filter)
+            request.model_spec.signature_name, inputs, tuple(request.output_filter), max_batch_size
         )
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
@@ -213,7 +235,8 @@ class Servable:
             if log.WhichOneof("log_type") != "predict_log":
                 continue  # Only Predict is served here.
             # The whole path of a gRPC request, protos included, not just the model.
-            self.predict_proto(log.predict_log.request)
+            # The model's own requests: the clients' batch limit does not apply.
+            self.predict_proto(log.predict_log.request, max_batch_size=0)
             count += 1
         return count
 
@@ -557,39 +580,67 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._dispatch("DELETE")
 
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_OPTIONS(self) -> None:
+        self._dispatch("OPTIONS")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's own errors (bad request line, headers too long): JSON too.
+
+        Its 501 (unknown method) and 505 (HTTP version) blame the client, so
+        they become the 4xx codes they stand for.
+        """
+        self.close_connection = True
+        # Garbage parses as HTTP/0.9, whose answers have no status line: send one.
+        if self.request_version == "HTTP/0.9":
+            self.request_version = "HTTP/1.0"
+        code = {501: 405, 505: 400}.get(code, code)
+        self._send_json(code, {"error": message or explain or "bad request"})
+
     def _dispatch(self, method: str) -> None:
         try:
             body = self._read_body()
             status, payload = 200, self._route(method, body)
+        except MethodNotAllowedError as e:
+            status, payload = 405, {"error": str(e)}
         except ServingError as e:
             status, payload = _HTTP_STATUS.get(e.code, 500), {"error": str(e)}
         except Exception as e:
             logging.exception("REST request failed: %s %s", method, self.path)
             status, payload = 500, {"error": _first_line(e)}
+        self._send_json(status, payload)
+
+    def _send_json(self, status: int, payload) -> None:
         data = json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _read_body(self) -> bytes:
         length = self.headers.get("Content-Length")
         if self.headers.get("Transfer-Encoding"):
             self.close_connection = True
-            raise ServingError(grpc.StatusCode.UNIMPLEMENTED, "chunked bodies are not supported")
+            raise _invalid("chunked request bodies are not supported: send a Content-Length")
         try:
             length = int(length or 0)
         except ValueError:
             self.close_connection = True
             raise _invalid(f"bad Content-Length: {length!r}") from None
-        if length > _MAX_REQUEST_BYTES.value:
+        if length > _REST_MAX_BODY_BYTES.value:
             # Not read: the connection is closed instead of draining a huge body.
             self.close_connection = True
             raise ServingError(
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 f"request body of {length} bytes is larger than the server's limit of "
-                f"{_MAX_REQUEST_BYTES.value} (--max_request_bytes)",
+                f"{_REST_MAX_BODY_BYTES.value} (--rest_max_body_bytes)",
             )
         return self.rfile.read(length) if length > 0 else b""
 
@@ -607,11 +658,13 @@ class RestHandler(http.server.BaseHTTPRequestHandler):
             spec["version"] = version  # JSON of an Int64Value: the number, as a string.
         if label is not None:
             spec["version_label"] = label
-        expected = "POST" if verb else "GET"
-        if method != expected or (verb and match["metadata"]):
+        if verb and match["metadata"]:
             raise ServingError(
                 grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {self.path}"
             )
+        expected = "POST" if verb else "GET"
+        if method != expected and not (method == "HEAD" and expected == "GET"):
+            raise MethodNotAllowedError(f"Malformed request: {method} {self.path} (use {expected})")
         if verb == "predict":
             return self._predict(spec, body)
         if verb:
@@ -804,7 +857,7 @@ def main(argv: list[str]) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     try:
-        grpc_server = start_grpc(server, _HOST.value, _PORT.value, _MAX_REQUEST_BYTES.value)
+        grpc_server = start_grpc(server, _HOST.value, _PORT.value, _GRPC_MAX_MESSAGE_BYTES.value)
         httpd = (
             start_rest(server, _HOST.value, _REST_API_PORT.value) if _REST_API_PORT.value else None
         )

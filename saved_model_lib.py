@@ -111,7 +111,7 @@ def versions(base_dir: str) -> list[int]:
     """The version numbers under `base_dir`, as TensorFlow Serving reads them."""
     try:
         names = os.listdir(base_dir)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(
         int(name)

@@ -22,6 +22,7 @@ Why it is shaped this way:
   and how well); `make clean` deletes only directories that carry it.
 """
 
+import contextlib
 import datetime
 import functools
 import json
@@ -133,9 +134,11 @@ def train_and_export() -> str:
     model = get_model(_MODEL.value)
     base_dir = os.path.join(_MODEL_PATH.value, model.name)
     version = _MODEL_VERSION.value or saved_model_lib.next_version(base_dir)
-    # Checked again when publishing; this early check saves the training time.
+    # Checked again when publishing; these early checks save the training time.
     if version in saved_model_lib.versions(base_dir) and not _OVERWRITE.value:
         raise _version_exists(base_dir, version)
+    with _writing(base_dir), saved_model_lib.staging_directory(base_dir):
+        pass  # MODEL_PATH can be created and written to.
     test_data = mnist_data.load_from_flags("test")
     train_data = mnist_data.load_from_flags("train")
     logging.info(
@@ -157,7 +160,7 @@ def train_and_export() -> str:
         polymorphic_shapes = None
         warmup_sizes = [batch_size]
 
-    with saved_model_lib.staging_directory(base_dir) as staging:
+    with _writing(base_dir), saved_model_lib.staging_directory(base_dir) as staging:
         logging.info(
             "Converting with jax2tf and saving (platforms: %s)", ",".join(_PLATFORMS.value)
         )
@@ -171,20 +174,13 @@ def train_and_export() -> str:
             platforms=_PLATFORMS.value,
         )
         _write_export_info(staging, model.name, result)
-        warmup_sizes = (
-            [batch_size] if batch_size > 0 else [int(n) for n in _WARMUP_BATCH_SIZES.value]
-        )
         write_warmup_requests(staging, model.name, test_data, warmup_sizes)
         if _TEST_SAVEDMODEL.value:
             test_savedmodel(staging, lambda x: predict_fn(result.params, x), test_data)
         if _SHOW_IMAGES.value:
             images_file = save_images(staging, test_data)
-        try:
-            path = saved_model_lib.publish_version(
-                staging, base_dir, version, overwrite=_OVERWRITE.value
-            )
-        except FileExistsError as e:
-            raise _version_exists(base_dir, version) from e
+        version = _publish(staging, base_dir, version)
+    path = os.path.join(base_dir, str(version))
     logging.info("Exported %s version %d to %s", model.name, version, path)
     if _SHOW_IMAGES.value:
         print(f"Test images with predictions: {images_file.replace(staging, path)}")
@@ -348,6 +344,43 @@ def _write_export_info(path: str, model_name: str, result: train.TrainResult) ->
     os.makedirs(os.path.dirname(info_file), exist_ok=True)
     with open(info_file, "w") as f:
         json.dump(info, f, indent=2)
+
+
+def _publish(staging: str, base_dir: str, version: int) -> int:
+    """Publishes `staging` as `version`, or, without --model_version, the next free one.
+
+    Another export may take a version between our choice and the rename; an
+    explicit version is then an error, an automatic one moves on to the next.
+    """
+    while True:
+        try:
+            saved_model_lib.publish_version(staging, base_dir, version, overwrite=_OVERWRITE.value)
+            return version
+        except FileExistsError as e:
+            if _MODEL_VERSION.value:
+                raise _version_exists(base_dir, version) from e
+            logging.info("Version %d was taken meanwhile; trying the next one", version)
+            version = saved_model_lib.next_version(base_dir)
+
+
+@contextlib.contextmanager
+def _writing(base_dir: str):
+    """Turns a failure to write under MODEL_PATH into an actionable error."""
+    try:
+        yield
+    except FileExistsError:
+        raise
+    except (OSError, tf.errors.OpError) as e:
+        raise ExportError(
+            f"writing the SavedModel under {base_dir} failed ({_first_line(e)}). "
+            "Check that MODEL_PATH is a writable directory with free space, or choose "
+            "another one (make export MODEL_PATH=...). Nothing was published."
+        ) from e
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _version_exists(base_dir: str, version: int) -> ExportError:

@@ -217,7 +217,8 @@ def test_malformed_rest_bodies_get_400_and_the_server_keeps_serving(exports):
             assert response.status_code == 400, (body[:60], response.text)
             assert isinstance(response.json()["error"], str) and response.json()["error"]
         for method, url, code in [
-            ("GET", f"{server.rest_url}:predict", 404),
+            ("GET", f"{server.rest_url}:predict", 405),
+            ("PATCH", server.rest_url, 405),
             ("POST", f"{server.rest_url}:classify", 404),
             ("GET", f"{server.rest_url}/versions/2", 404),
             ("GET", f"{server.rest_url}/versions/x", 400),

@@ -1,0 +1,255 @@
+"""Clients of TensorFlow Serving's API (gRPC and REST), and a load loop over MNIST.
+
+The library behind model_server_request.py, the benchmark and the tests: no
+flags, so it can be imported anywhere. Both clients answer the same calls, so
+code above them does not care which API it talks to:
+
+- `signature_input()`: the serving signature's single input name and shape,
+  from GetModelMetadata (gRPC) or /metadata (REST).
+- `predict(input_name, images)`: the single output, as a numpy array.
+
+Every failure is a `RequestError` whose message says what to do, never a
+stack trace from grpc or requests.
+"""
+
+import concurrent.futures
+import json
+import threading
+import time
+from collections.abc import Callable
+
+import grpc
+import numpy as np
+import requests
+import tensorflow as tf
+from google.protobuf import json_format
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from models import MODELS, mnist_data
+
+SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+
+
+class RequestError(Exception):
+    """The request cannot be made; the message says why and what to do."""
+
+
+class UnknownModelError(RequestError):
+    pass
+
+
+class GrpcClient:
+    """Predict and GetModelMetadata through the generated gRPC stubs."""
+
+    def __init__(self, address: str, model: str, timeout: float):
+        self.address, self.model, self.timeout = address, model, timeout
+        self._channel = grpc.insecure_channel(
+            address, options=[("grpc.max_receive_message_length", -1)]
+        )
+        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+
+    def wait_ready(self, seconds: float) -> None:
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=seconds)
+        except grpc.FutureTimeoutError:
+            raise _no_server(self.address, seconds, "gRPC") from None
+
+    def signature_input(self) -> tuple[str, list[int]]:
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+        request.model_spec.name = self.model
+        response = self._call(self._stub.GetModelMetadata, request)
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signatures)
+        return _single_input(signatures.signature_def, self.model)
+
+    def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
+        (output,) = self._predict(input_name, images).outputs.values()
+        return tf.make_ndarray(output)
+
+    def predict_version(self, input_name: str, images: np.ndarray) -> int:
+        """Predicts, and returns the version of the model that answered."""
+        return self._predict(input_name, images).model_spec.version.value
+
+    def _predict(self, input_name: str, images: np.ndarray) -> predict_pb2.PredictResponse:
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = self.model
+        request.model_spec.signature_name = SIGNATURE
+        request.inputs[input_name].CopyFrom(tf.make_tensor_proto(images))
+        return self._call(self._stub.Predict, request)
+
+    def _call(self, method, request):
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                raise UnknownModelError(e.details()) from None
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                raise RequestError(
+                    f"the server at {self.address} is unavailable: {e.details()}"
+                ) from None
+            raise RequestError(f"{e.code().name}: {e.details()}") from None
+
+
+class RestClient:
+    """Predict and metadata through TensorFlow Serving's REST API."""
+
+    def __init__(self, address: str, model: str, timeout: float):
+        self.address, self.model, self.timeout = address, model, timeout
+        self._url = f"http://{address}/v1/models/{model}"
+        self._local = threading.local()  # A requests.Session is not thread-safe.
+
+    def wait_ready(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                requests.get(f"http://{self.address}/", timeout=seconds)
+                return
+            except requests.ConnectionError:
+                if time.monotonic() > deadline:
+                    raise _no_server(self.address, seconds, "REST") from None
+                time.sleep(0.2)
+            except requests.Timeout:
+                raise _no_server(self.address, seconds, "REST") from None
+
+    def signature_input(self) -> tuple[str, list[int]]:
+        metadata = self._request("GET", f"{self._url}/metadata")
+        signatures = metadata["metadata"]["signature_def"]["signature_def"]
+        parsed = {
+            name: json_format.ParseDict(
+                sig, meta_graph_pb2.SignatureDef(), ignore_unknown_fields=True
+            )
+            for name, sig in signatures.items()
+        }
+        return _single_input(parsed, self.model)
+
+    def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
+        body = {"signature_name": SIGNATURE, "instances": images.tolist()}
+        return np.asarray(self._request("POST", f"{self._url}:predict", body)["predictions"])
+
+    def _request(self, method: str, url: str, body=None) -> dict:
+        session = getattr(self._local, "session", None) or requests.Session()
+        self._local.session = session
+        try:
+            response = session.request(
+                method, url, data=None if body is None else json.dumps(body), timeout=self.timeout
+            )
+        except requests.RequestException as e:
+            raise RequestError(f"the server at {self.address} did not answer: {e}") from None
+        try:
+            payload = response.json()
+        except ValueError:
+            raise RequestError(
+                f"HTTP {response.status_code} without a JSON body from {url}"
+            ) from None
+        if response.status_code == 404:
+            raise UnknownModelError(payload.get("error", "not found"))
+        if response.status_code != 200:
+            raise RequestError(f"HTTP {response.status_code}: {payload.get('error', payload)}")
+        return payload
+
+
+def _single_input(signatures, model: str) -> tuple[str, list[int]]:
+    if SIGNATURE not in signatures:
+        raise RequestError(f"model {model} has no '{SIGNATURE}' signature")
+    inputs = signatures[SIGNATURE].inputs
+    if len(inputs) != 1:
+        raise RequestError(f"model {model} takes {len(inputs)} inputs; this client sends one")
+    ((name, info),) = inputs.items()
+    return name, [d.size for d in info.tensor_shape.dim]
+
+
+def _no_server(address: str, seconds: float, api: str) -> RequestError:
+    return RequestError(
+        f"no model server answers {api} at {address} within {seconds:g} s. Start one with "
+        "`make serve` (and check it with `make status`)."
+    )
+
+
+def make_client(use_grpc: bool, address: str, model: str, timeout: float):
+    return (GrpcClient if use_grpc else RestClient)(address, model, timeout)
+
+
+def preflight(client, batch_size: int) -> str:
+    """Checks the model exists and takes this batch size; returns its input name."""
+    try:
+        name, dims = client.signature_input()
+    except UnknownModelError as e:
+        served = [m for m in MODELS if m != client.model and _serves(client, m)]
+        listing = ", ".join(served) if served else f"none of {', '.join(MODELS)}"
+        raise RequestError(
+            f"the server has no model '{client.model}' ({e}). It serves: {listing}. Pass the "
+            "served name (make request MODEL=...), or serve this model (make serve MODEL=...)."
+        ) from None
+    if dims and dims[0] > 0 and dims[0] != batch_size:
+        raise RequestError(
+            f"model '{client.model}' was exported with batch size {dims[0]}, but requests "
+            f"would carry {batch_size} images. Either request with SERVING_BATCH_SIZE={dims[0]} "
+            "(--serving_batch_size), or re-export with SERVING_BATCH_SIZE_SAVE=-1 to take "
+            "any batch size (make export SERVING_BATCH_SIZE_SAVE=-1)."
+        )
+    return name
+
+
+def _serves(client, model: str) -> bool:
+    probe = type(client)(client.address, model, client.timeout)
+    try:
+        probe.signature_input()
+        return True
+    except RequestError:
+        return False
+
+
+def run(
+    client,
+    input_name: str,
+    data: mnist_data.Split,
+    batch_size: int,
+    concurrency: int,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Sends `data` in batches from `concurrency` workers; returns the summary."""
+    batches = list(mnist_data.batches(data, batch_size))
+    latencies, failures = [], 0
+    correct = done = 0
+
+    def send(index: int):
+        images, labels = batches[index]
+        start = time.perf_counter()
+        outputs = client.predict(input_name, mnist_data.scale_images(images))
+        return index, time.perf_counter() - start, np.argmax(outputs, axis=1), labels
+
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
+        pending = [pool.submit(send, i) for i in range(len(batches))]
+        for i, future in enumerate(pending):
+            try:
+                index, latency, predicted, labels = future.result()
+            except RequestError as e:
+                failures += 1
+                log(f"batch {i}: failed: {e}")
+                continue
+            latencies.append(latency)
+            correct += int(np.sum(predicted == labels))
+            done += len(labels)
+            log(
+                f"batch {index}: predicted {predicted.tolist()} labels {labels.tolist()}; "
+                f"running accuracy {100 * correct / done:.2f}%"
+            )
+    seconds = time.perf_counter() - start
+    ms = np.percentile(latencies, [50, 90, 99]) * 1000 if latencies else [float("nan")] * 3
+    return {
+        "images": done,
+        "accuracy": correct / done if done else float("nan"),
+        "requests": len(latencies),
+        "failed": failures,
+        "p50_ms": ms[0],
+        "p90_ms": ms[1],
+        "p99_ms": ms[2],
+        "images_per_s": done / seconds if seconds else float("nan"),
+        "seconds": seconds,
+    }
