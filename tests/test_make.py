@@ -1,6 +1,7 @@
 """The Makefile and env.sh: defaults, overrides, the walkthrough's commands, clean."""
 
 import os
+import re
 import shlex
 import signal
 import socket
@@ -114,6 +115,24 @@ def test_python_flag_defaults_mirror_env_sh():
     assert flags.FLAGS["model"].default == defaults["MODEL"]
     assert flags.FLAGS["model_path"].default == defaults["MODEL_PATH"]
     assert str(flags.FLAGS["serving_batch_size"].default) == defaults["SERVING_BATCH_SIZE_SAVE"]
+
+
+def flag_defaults(script: str) -> dict[str, str]:
+    """--flag -> its default, from the script's --helpshort (scripts' flags clash in-process)."""
+    result = run(["python", script, "--helpshort"])
+    return dict(re.findall(r"--(\w+):.*?\(default: '([^']*)'\)", result.stdout, re.S))
+
+
+def test_request_and_server_flag_defaults_mirror_env_sh():
+    defaults = env_sh()
+    request = flag_defaults("model_server_request.py")
+    assert request["model_spec_name"] == defaults["MODEL"]
+    assert request["serving_batch_size"] == defaults["SERVING_BATCH_SIZE"]
+    assert request["count_images"] == defaults["COUNT_IMAGES"]
+    assert request["prediction_service_addr"] == f"localhost:{defaults['GRPC_PORT']}"
+    server = flag_defaults("local_model_server.py")
+    assert server["port"] == defaults["GRPC_PORT"]
+    assert server["rest_api_port"] == defaults["REST_PORT"]
 
 
 def test_unknown_model_lists_the_valid_ones():
@@ -311,3 +330,11 @@ def wait_gone(pid: int) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"process {pid} still alive")
+
+
+def test_setup_pulls_the_image_only_when_docker_answers():
+    script = "\n".join(dry_run("setup", "DOCKER_IMAGE=tensorflow/serving:2.18.0"))
+    assert "if docker info >/dev/null 2>&1; then docker pull tensorflow/serving:2.18.0;" in script
+    assert "skipped 'docker pull tensorflow/serving:2.18.0'" in script
+    if not docker_engine_answers():
+        assert "No Docker engine answers: skipped" in make("setup")
