@@ -149,7 +149,7 @@ def publish_version(
     put back if that fails).
     """
     target = os.path.join(base_dir, str(version))
-    old_dir = _version_dir(base_dir, version)
+    old_dir = version_dir(base_dir, version)
     if old_dir and not overwrite:
         raise FileExistsError(errno.EEXIST, "version exists", old_dir)
     aside = None
@@ -172,9 +172,9 @@ def publish_version(
     return target
 
 
-def _version_dir(base_dir: str, version: int) -> str | None:
+def version_dir(base_dir: str, version: int) -> str | None:
     """The directory of `version` (maybe spelled with leading zeros), or None."""
-    with contextlib.suppress(FileNotFoundError):
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
         for name in os.listdir(base_dir):
             if _VERSION_RE.match(name) and int(name) == version:
                 return os.path.join(base_dir, name)

@@ -101,6 +101,10 @@ def test_zero_padded_version_counts_as_existing(export, tmp_path):
     assert export(model="mnist_pure_jax", num_epochs=0).endswith(os.sep + "8")
     with pytest.raises(saved_model_main.ExportError, match="version 7"):
         export(model="mnist_pure_jax", num_epochs=0, model_version=7)
+    with flagsaver.flagsaver(
+        model="mnist_pure_jax", model_path=str(tmp_path), mock_data=True, model_version=7
+    ):
+        assert saved_model_main.check_existing().endswith("00000007")
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
