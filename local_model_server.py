@@ -186,8 +186,7 @@ class Servable:
             want = tf.as_dtype(info.dtype)
             if array.dtype != want.as_numpy_dtype:
                 raise _invalid(
-                    f"input '{name}' has dtype {tf.as_dtype(array.dtype).name}, "
-                    f"the signature takes {want.name}"
+                    f"input '{name}' has dtype {array.dtype}, the signature takes {want.name}"
                 )
             limit = _MAX_BATCH_SIZE.value if max_batch_size is None else max_batch_size
             if limit and array.ndim and array.shape[0] > limit:

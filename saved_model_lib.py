@@ -33,6 +33,8 @@ import tensorflow as tf
 from jax.experimental import jax2tf
 
 STAGING_PREFIX = ".staging-"
+# The serving signature's input name: the argument name of the saved function.
+INPUT_NAME = "inputs"
 # Where TensorFlow Serving looks for the requests that warm a version up.
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 _VERSION_RE = re.compile(r"^[0-9]+$")
@@ -86,8 +88,8 @@ def convert_and_save_model(
         ),
         params,
     )
-    # The argument is called `inputs`: that becomes the signature's input name,
-    # the key of every gRPC and REST request.
+    # The argument's name becomes the signature's input name (INPUT_NAME), the
+    # key of every gRPC and REST request.
     tf_graph = tf.function(
         lambda inputs: tf_fn(param_vars, inputs), autograph=False, jit_compile=compile_model
     )

@@ -214,7 +214,7 @@ def test_savedmodel(path: str, jax_predict, test_data: mnist_data.Split) -> None
         fixed = _batch_size(serve)
         # A batch-polymorphic model is checked at two batch sizes.
         for batch_size in [fixed] if fixed else [train.TEST_BATCH_SIZE, 1]:
-            images = mnist_data.scale_images(test_data.images[:batch_size])
+            images = _test_batch(test_data, batch_size)
             try:
                 np.testing.assert_allclose(
                     _call(serve, images), np.asarray(jax_predict(images)), **tolerances
@@ -245,13 +245,12 @@ def write_warmup_requests(
     os.makedirs(os.path.dirname(warmup_file), exist_ok=True)
     with tf.io.TFRecordWriter(warmup_file) as writer:
         for batch_size in batch_sizes:
-            indices = np.arange(batch_size) % len(test_data)
             log = prediction_log_pb2.PredictionLog()
             request = log.predict_log.request
             request.model_spec.name = model_name
             request.model_spec.signature_name = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
-            images = mnist_data.scale_images(test_data.images[indices])
-            request.inputs["inputs"].CopyFrom(tf.make_tensor_proto(images))
+            images = _test_batch(test_data, batch_size)
+            request.inputs[saved_model_lib.INPUT_NAME].CopyFrom(tf.make_tensor_proto(images))
             writer.write(log.SerializeToString())
 
 
@@ -264,7 +263,7 @@ def save_images(path: str, test_data: mnist_data.Split, rows: int = 2, cols: int
 
     serve = _serving_signature(path)
     count = _batch_size(serve) or rows * cols
-    images = test_data.images[:count]
+    images = test_data.images[np.arange(count) % len(test_data)]
     outputs = _call(serve, mnist_data.scale_images(images))
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.5))
     for i, ax in enumerate(axes.flat):
@@ -290,6 +289,11 @@ def show_model(path: str) -> None:
     subprocess.run([cli, "show", "--all", "--dir", path], check=False)
 
 
+def _test_batch(test_data: mnist_data.Split, batch_size: int) -> np.ndarray:
+    """The first `batch_size` test images, scaled; repeated if the split is smaller."""
+    return mnist_data.scale_images(test_data.images[np.arange(batch_size) % len(test_data)])
+
+
 def _serving_signature(path: str):
     return tf.saved_model.load(path).signatures[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY]
 
@@ -301,7 +305,7 @@ def _batch_size(signature) -> int | None:
 
 
 def _call(signature, images: np.ndarray) -> np.ndarray:
-    (output,) = signature(inputs=tf.constant(images)).values()
+    (output,) = signature(**{saved_model_lib.INPUT_NAME: tf.constant(images)}).values()
     return output.numpy()
 
 
