@@ -217,18 +217,17 @@ def run(
     latencies, failures = [], 0
     correct = done = 0
 
-    def send(index: int):
-        images, labels = batches[index]
+    def send(images: np.ndarray):
         start = time.perf_counter()
         outputs = client.predict(input_name, mnist_data.scale_images(images))
-        return index, time.perf_counter() - start, np.argmax(outputs, axis=1), labels
+        return time.perf_counter() - start, np.argmax(outputs, axis=1)
 
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
-        pending = [pool.submit(send, i) for i in range(len(batches))]
-        for i, future in enumerate(pending):
+        pending = [pool.submit(send, images) for images, _ in batches]
+        for i, (future, (_, labels)) in enumerate(zip(pending, batches, strict=True)):
             try:
-                index, latency, predicted, labels = future.result()
+                latency, predicted = future.result()
             except RequestError as e:
                 failures += 1
                 log(f"batch {i}: failed: {e}")
@@ -237,7 +236,7 @@ def run(
             correct += int(np.sum(predicted == labels))
             done += len(labels)
             log(
-                f"batch {index}: predicted {predicted.tolist()} labels {labels.tolist()}; "
+                f"batch {i}: predicted {predicted.tolist()} labels {labels.tolist()}; "
                 f"running accuracy {100 * correct / done:.2f}%"
             )
     seconds = time.perf_counter() - start
