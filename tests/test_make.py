@@ -5,6 +5,7 @@ import re
 import shlex
 import signal
 import socket
+import sys
 
 import pytest
 from absl import flags
@@ -338,3 +339,22 @@ def test_setup_pulls_the_image_only_when_docker_answers():
     assert "skipped 'docker pull tensorflow/serving:2.18.0'" in script
     if not docker_engine_answers():
         assert "No Docker engine answers: skipped" in make("setup")
+
+
+def test_setup_explains_a_missing_or_old_python_and_a_missing_venv_module(tmp_path):
+    venv = f"VENV={tmp_path / 'venv'}"
+    result = run(["make", "setup", "PYTHON3=/nonexistent/python3", venv])
+    assert result.returncode != 0 and "missing or older than Python 3.10" in result.stderr
+    old = tmp_path / "python3.8"
+    old.write_text("#!/bin/sh\nexit 1  # What Python 3.8 answers to the version check.\n")
+    old.chmod(0o755)
+    result = run(["make", "setup", f"PYTHON3={old}", venv])
+    assert result.returncode != 0 and "missing or older than Python 3.10" in result.stderr
+    no_venv = tmp_path / "python3-without-venv"
+    no_venv.write_text(
+        f'#!/bin/sh\ncase "$*" in *"import venv"*) exit 1;; esac\nexec {sys.executable} "$@"\n'
+    )
+    no_venv.chmod(0o755)
+    result = run(["make", "setup", f"PYTHON3={no_venv}", venv])
+    assert result.returncode != 0 and "apt-get install python3-venv" in result.stderr
+    assert not (tmp_path / "venv").exists()
