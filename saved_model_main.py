@@ -372,8 +372,6 @@ def _writing(base_dir: str):
     """Turns a failure to write under MODEL_PATH into an actionable error."""
     try:
         yield
-    except FileExistsError:
-        raise
     except (OSError, tf.errors.OpError) as e:
         raise ExportError(
             f"writing the SavedModel under {base_dir} failed ({_first_line(e)}). "

@@ -330,6 +330,13 @@ def test_unwritable_model_path_fails_before_training(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "Check that MODEL_PATH is a writable directory" in result.stderr
     assert "Training" not in result.stderr
+    # A file where the model's directory belongs.
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mnist_flax").write_text("not a directory")
+    result = run(["python", "saved_model_main.py", "--mock_data", f"--model_path={tmp_path}/models",
+                  "--noshow_model"])  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "Check that MODEL_PATH is a writable directory" in result.stderr
 
 
 @pytest.mark.parametrize("explicit_version", [False, True])
