@@ -87,8 +87,9 @@ def status() -> None:
     print(_describe(statuses))
 
 
-def _status() -> list[dict]:
-    url = f"http://{_HOST.value}:{_REST_PORT.value}/v1/models/{_MODEL_NAME.value}"
+def _status(url: str | None = None) -> list[dict]:
+    """The model's version statuses from the REST API at `url` (default: from the flags)."""
+    url = url or f"http://{_HOST.value}:{_REST_PORT.value}/v1/models/{_MODEL_NAME.value}"
     response = requests.get(url, timeout=5)
     payload = response.json()
     if response.status_code == 404:
@@ -169,10 +170,7 @@ class LocalServer:
 
     def status(self) -> dict[str, dict]:
         """version -> its status entry, as the REST API reports it ({} before any)."""
-        response = requests.get(self.rest_url, timeout=5)
-        if response.status_code == 404:
-            return {}
-        return {s["version"]: s for s in response.json()["model_version_status"]}
+        return {s["version"]: s for s in _status(self.rest_url)}
 
     def wait_for(self, version: int, state: str = "AVAILABLE", timeout: float = 120) -> dict:
         """Waits until `version` is in `state`; returns its status entry."""
