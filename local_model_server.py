@@ -333,7 +333,7 @@ class VersionManager:
     def poll(self) -> None:
         """One look at the base path: load what is newer, unload what is gone."""
         self._retired = None
-        on_disk = self._versions_on_disk()
+        on_disk = saved_model_lib.version_dirs(self.base_path)
         served = self._served
         if served is not None and served.version not in on_disk:
             logging.info("Version %d was removed from disk; unloading it", served.version)
@@ -403,17 +403,6 @@ class VersionManager:
     def _set_status(self, version: int, status: VersionStatus) -> None:
         with self._lock:
             self._status[version] = status
-
-    def _versions_on_disk(self) -> dict[int, str]:
-        try:
-            names = os.listdir(self.base_path)
-        except OSError:
-            return {}
-        return {
-            int(name): os.path.join(self.base_path, name)
-            for name in names
-            if name.isdigit() and os.path.isdir(os.path.join(self.base_path, name))
-        }
 
 
 def _fingerprint(path: str) -> tuple:

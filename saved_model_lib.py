@@ -109,17 +109,26 @@ def convert_and_save_model(
     )
 
 
-def versions(base_dir: str) -> list[int]:
-    """The version numbers under `base_dir`, as TensorFlow Serving reads them."""
+def version_dirs(base_dir: str) -> dict[int, str]:
+    """version number -> its directory under `base_dir`, as TensorFlow Serving reads them.
+
+    Numeric names only ("00000123" is version 123); anything else, such as a
+    staging directory, is not a version.
+    """
     try:
         names = os.listdir(base_dir)
     except (FileNotFoundError, NotADirectoryError):
-        return []
-    return sorted(
-        int(name)
+        return {}
+    return {
+        int(name): os.path.join(base_dir, name)
         for name in names
         if _VERSION_RE.match(name) and os.path.isdir(os.path.join(base_dir, name))
-    )
+    }
+
+
+def versions(base_dir: str) -> list[int]:
+    """The version numbers under `base_dir`, in increasing order."""
+    return sorted(version_dirs(base_dir))
 
 
 def next_version(base_dir: str) -> int:
@@ -176,11 +185,7 @@ def publish_version(
 
 def version_dir(base_dir: str, version: int) -> str | None:
     """The directory of `version` (maybe spelled with leading zeros), or None."""
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
-        for name in os.listdir(base_dir):
-            if _VERSION_RE.match(name) and int(name) == version:
-                return os.path.join(base_dir, name)
-    return None
+    return version_dirs(base_dir).get(version)
 
 
 def _variable_name(path: tuple) -> str:
