@@ -42,7 +42,12 @@ def check() -> None:
     base = _MODEL_BASE_PATH.value
     if not os.path.isdir(base):
         fail(f"{base} does not exist. Export a model first: make export MODEL={_MODEL_NAME.value}")
-    versions = [name for name in os.listdir(base) if name.isdigit()]
+    # saved_model_lib.version_dirs' rule, without importing TensorFlow (3 s) for it.
+    versions = [
+        name
+        for name in os.listdir(base)
+        if name.isascii() and name.isdigit() and os.path.isdir(os.path.join(base, name))
+    ]
     if not versions:
         fail(f"{base} holds no version directory (1, 2, ...). Export one first: make export")
     for port in _PORTS.value:

@@ -262,6 +262,7 @@ def test_serve_errors_are_clear_and_change_nothing(tmp_path):
     result = run(["make", "serve", *variables])
     assert result.returncode != 0 and "does not exist. Export a model first" in result.stderr
     (tmp_path / "models" / "mnist_flax").mkdir(parents=True)
+    (tmp_path / "models" / "mnist_flax" / "1").write_text("a file, not a version")
     result = run(["make", "serve", *variables])
     assert result.returncode != 0 and "holds no version directory" in result.stderr
     result = run(["make", "serve", *server_vars(tmp_path, server="kubernetes")])
