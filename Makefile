@@ -102,6 +102,8 @@ export: $(STAMP) ## Train MODEL and export it to MODEL_PATH/MODEL/MODEL_VERSION
 INSPECT_VERSION = $(or $(MODEL_VERSION_GIVEN),$(shell MODEL_PATH='$(MODEL_PATH)'; MODEL='$(MODEL)'; \
 	. ./env.sh && latest_model_version))
 inspect: $(STAMP) ## Show the SavedModel's signatures (newest version, or MODEL_VERSION)
+	@[ "$(INSPECT_VERSION)" != 0 ] || { echo "error: no version under $(MODEL_PATH)/$(MODEL)." \
+	  "Run 'make export' first." >&2; exit 1; }
 	@[ -d "$(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION)" ] || { echo "error: no SavedModel at" \
 	  "$(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION). Run 'make export' first, or set MODEL_VERSION." >&2; exit 1; }
 	$(VENV)/bin/saved_model_cli show --all --dir $(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION)

@@ -359,3 +359,11 @@ def test_setup_explains_a_missing_or_old_python_and_a_missing_venv_module(tmp_pa
     result = run(["make", "setup", f"PYTHON3={no_venv}", venv])
     assert result.returncode != 0 and "apt-get install python3-venv" in result.stderr
     assert not (tmp_path / "venv").exists()
+
+
+def test_inspect_without_a_version_says_to_export(tmp_path):
+    result = run(["make", "inspect", f"MODEL_PATH={tmp_path}"])
+    assert result.returncode != 0
+    assert f"no version under {tmp_path}/mnist_flax. Run 'make export' first." in result.stderr
+    result = run(["make", "inspect", f"MODEL_PATH={tmp_path}", "MODEL_VERSION=3"])
+    assert result.returncode != 0 and f"no SavedModel at {tmp_path}/mnist_flax/3" in result.stderr
