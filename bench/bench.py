@@ -14,6 +14,7 @@ against batch size to bench/latency.png, and ends with `targets met: X/Y`.
 import dataclasses
 import datetime
 import gc
+import json
 import os
 import platform
 import statistics
@@ -46,6 +47,19 @@ _OUTPUT = flags.DEFINE_string(
 _PLOT = flags.DEFINE_string(
     "plot", None, "Where to draw the plot; default bench/latency.png (--quick: latency.quick.png)."
 )
+_JAX_LATENCY = flags.DEFINE_string(
+    "jax_latency",
+    None,
+    "Internal: print the jitted JAX latency of this model at --batch_sizes as JSON and exit. "
+    "The benchmark runs itself so to measure JAX under other XLA_FLAGS, which XLA reads once.",
+)
+_BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "256"], "Batch sizes of inference.")
+_REPEATS = flags.DEFINE_integer("repeats", 200, "Internal: timed calls for --jax_latency.")
+
+# jaxlib 0.10.2's XLA hands convolutions to YNNPACK; TensorFlow 2.21's XLA
+# cannot (its YNNPACK fusions take dots and elementwise ops only). The same
+# JAX function with these flags is what TensorFlow's XLA is up against.
+XLA_FLAGS_NO_YNNPACK = "--xla_cpu_experimental_ynn_fusion_type="
 
 MODELS = ("mnist_flax", "mnist_pure_jax")
 INPUT = saved_model_lib.INPUT_NAME
@@ -139,31 +153,82 @@ def bench_export(model_name: str, workdir: str) -> Row:
     return Row(f"export {model_name} (jax2tf + save)", time.perf_counter() - start, "s")
 
 
+def jax_latency_ms(model_name: str, batch_sizes, repeats: int) -> dict[int, float]:
+    """Median ms of the jitted JAX model per batch size (params as bench_export makes them)."""
+    model = get_model(model_name)
+    params = model.init(jax.random.PRNGKey(0))
+    jitted = jax.jit(model.apply)
+    latency = {}
+    for batch in batch_sizes:
+        images = mnist_data.scale_images(mnist_data.synthetic(batch).images)
+        seconds = timed(lambda: np.asarray(jitted(params, images)), repeats)  # noqa: B023
+        latency[batch] = statistics.median(seconds) * 1000
+    return latency
+
+
 def bench_inference(model_name: str, path: str, batch_sizes, repeats: int) -> list[Row]:
     """The reloaded SavedModel against jitted JAX, on the same batch."""
-    model = get_model(model_name)
-    loaded = tf.saved_model.load(path)
-    params = [v.numpy() for v in tf.nest.flatten(loaded.params)]
-    params = jax.tree_util.tree_unflatten(
-        jax.tree_util.tree_structure(model.init(jax.random.PRNGKey(0))), params
-    )
-    serve = loaded.signatures["serving_default"]
-    jitted = jax.jit(model.apply)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
+    jax_ms = jax_latency_ms(model_name, batch_sizes, repeats)
     rows = []
     for batch in batch_sizes:
         images = mnist_data.scale_images(mnist_data.synthetic(batch).images)
         tf_s = statistics.median(timed(lambda: run_signature(serve, images), repeats))  # noqa: B023
-        jax_s = statistics.median(
-            timed(lambda: np.asarray(jitted(params, images)), repeats)  # noqa: B023
-        )
         rows.append(
             Row(
                 f"inference {model_name} batch {batch}, SavedModel",
                 tf_s * 1000,
                 "ms",
-                jax_s * 1000,
+                jax_ms[batch],
                 "jitted JAX",
                 "<= 1.2",
+            )
+        )
+    return rows
+
+
+def bench_gap(cnn_ms: dict[int, float], workdir: str, repeats: int) -> list[Row]:
+    """Where the SavedModel's time over JAX goes, as figures without targets.
+
+    The fixed cost of a call: a reloaded SavedModel signature computing x + 1,
+    against the same function jitted in JAX. And the CNN's SavedModel
+    latencies (cnn_ms, by batch size) against the JAX model measured again
+    with XLA's YNNPACK fusions off, which TensorFlow's older XLA does not have
+    for convolutions.
+    """
+    module = tf.Module()
+    module.add_one = tf.function(
+        lambda inputs: inputs + 1,
+        input_signature=[tf.TensorSpec([None], tf.float32)],
+        jit_compile=True,
+    )
+    path = os.path.join(workdir, "add-one")
+    tf.saved_model.save(module, path, signatures=module.add_one)
+    add_one = tf.saved_model.load(path).signatures["serving_default"]
+    jax_add_one = jax.jit(lambda v: v + 1)
+    x = np.ones(1, np.float32)
+    rows = [
+        Row(
+            "fixed cost of one call: a SavedModel computing x + 1",
+            statistics.median(timed(lambda: run_signature(add_one, x), repeats)) * 1000,
+            "ms",
+            statistics.median(timed(lambda: np.asarray(jax_add_one(x)), repeats)) * 1000,
+            "jitted JAX",
+        )
+    ]
+    command = [sys.executable, os.path.abspath(__file__), "--jax_latency=mnist_flax"]
+    command += [f"--batch_sizes={','.join(map(str, cnn_ms))}", f"--repeats={repeats}"]
+    env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {XLA_FLAGS_NO_YNNPACK}"}
+    result = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    no_ynnpack = json.loads(result.stdout.splitlines()[-1])
+    for batch, ms in cnn_ms.items():
+        rows.append(
+            Row(
+                f"inference mnist_flax batch {batch}, SavedModel vs JAX without YNNPACK",
+                ms,
+                "ms",
+                no_ynnpack[str(batch)],
+                "jitted JAX, YNNPACK off",
             )
         )
     return rows
@@ -339,7 +404,12 @@ def render(rows: list[Row], seconds: float) -> str:
 
 def main(argv: list[str]) -> None:
     del argv
+    if _JAX_LATENCY.value:
+        sizes = [int(b) for b in _BATCH_SIZES.value]
+        print(json.dumps(jax_latency_ms(_JAX_LATENCY.value, sizes, _REPEATS.value)))
+        return
     quick = _QUICK.value
+    batch_sizes = [int(b) for b in _BATCH_SIZES.value]
     examples, repeats, count = (12_800, 30, 256) if quick else (60_000, 200, 2048)
     start = time.perf_counter()
     rows: list[Row] = []
@@ -349,9 +419,13 @@ def main(argv: list[str]) -> None:
         for model_name in MODELS:
             rows.append(bench_export(model_name, workdir))
         for model_name in MODELS:
-            rows += bench_inference(
-                model_name, os.path.join(workdir, f"export-{model_name}"), (1, 16, 256), repeats
+            inference = bench_inference(
+                model_name, os.path.join(workdir, f"export-{model_name}"), batch_sizes, repeats
             )
+            rows += inference
+            if model_name == "mnist_flax":
+                cnn_ms = {b: row.value for b, row in zip(batch_sizes, inference, strict=True)}
+        rows += bench_gap(cnn_ms, workdir, repeats)
         base = export_for_serving(os.path.join(workdir, "served"), "mnist_flax", warmup=True)
         serving_rows, plot = bench_serving(base, "mnist_flax", workdir, count, repeats)
         rows += serving_rows

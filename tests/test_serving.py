@@ -1,5 +1,7 @@
 """The local model server against TensorFlow Serving's API, and the request script."""
 
+import json
+import math
 import os
 import threading
 
@@ -17,6 +19,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+import serving_client
 from models import mnist_data
 
 IMAGES = mnist_data.scale_images(mnist_data.synthetic(8, seed=3).images)
@@ -308,6 +311,20 @@ def test_half_plus_two_answers_as_the_rest_documentation_shows(tmp_path):
             f"{server.rest_url}:predict", data='{"instances": [1.0, 2.0, 5.0]}'
         )
         assert response.json() == {"predictions": [2.5, 3.0, 4.5]}
+        # NaN and Infinity, which JSON lacks but TF Serving's parser takes.
+        response = requests.post(
+            f"{server.rest_url}:predict", data='{"instances": [NaN, -Infinity, 1e3]}'
+        )
+        assert response.status_code == 200, response.text
+        # (json.loads: requests' response.json() uses simplejson, which refuses NaN.)
+        nan, minus_inf, number = json.loads(response.text)["predictions"]
+        assert math.isnan(nan) and minus_inf == -math.inf and number == 502.0
+        # The client's JSON carries float32 values exactly, however many digits they need.
+        values = np.random.default_rng(0).random(64, dtype=np.float32)
+        client = serving_client.RestClient(f"localhost:{server.rest_port}", "half_plus_two", 10)
+        np.testing.assert_array_equal(client.predict("x", values), values * 0.5 + 2)
+        special = np.array([np.nan, np.inf, 1.5], np.float32)
+        np.testing.assert_array_equal(client.predict("x", special), special * 0.5 + 2)
         assert requests.get(server.rest_url).json() == {
             "model_version_status": [
                 {
