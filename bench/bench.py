@@ -440,8 +440,8 @@ def main(argv: list[str]) -> None:
     )
     with open(output, "w") as f:
         f.write(table + "\n")
-    print(table)
-    print(f"\nWrote {output} and {plot_file}")
+    print(f"Wrote {output} and {plot_file}.\n")
+    print(table)  # Its last line is "targets met: X/Y".
 
 
 if __name__ == "__main__":
