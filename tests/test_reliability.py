@@ -269,11 +269,15 @@ def test_request_script_exit_status_and_count_when_the_server_is_gone(tmp_path):
              "--count_images=256", "--mock_data", "--request_timeout=2"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        # Stop the server as soon as the script has sent its first batches.
+        # Stop the server once the script has sent its first batches. The script
+        # is paused meanwhile: its 256 requests can all be answered before a
+        # server stops (it happened once).
         for line in script.stderr:
             if "batch 5:" in line:
                 break
+        script.send_signal(signal.SIGSTOP)
         server.stop()
+        script.send_signal(signal.SIGCONT)
         stdout, stderr = script.communicate(timeout=120)
     assert script.returncode == 1
     assert "Traceback" not in stderr
