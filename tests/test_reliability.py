@@ -270,8 +270,8 @@ def test_request_script_exit_status_and_count_when_the_server_is_gone(tmp_path):
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         # Stop the server once the script has sent its first batches. The script
-        # is paused meanwhile: its 256 requests can all be answered before a
-        # server stops (it happened once).
+        # is paused meanwhile: its 256 requests take well under a second, so it
+        # could otherwise finish before the server has stopped.
         for line in script.stderr:
             if "batch 5:" in line:
                 break
