@@ -58,9 +58,10 @@ _JAX_LATENCY = flags.DEFINE_string(
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "256"], "Batch sizes of inference.")
 _REPEATS = flags.DEFINE_integer("repeats", 200, "Internal: timed calls for --jax_latency.")
 
-# jaxlib 0.10.2's XLA hands convolutions to YNNPACK; TensorFlow 2.21's XLA
-# cannot (its YNNPACK fusions take dots and elementwise ops only). The same
-# JAX function with these flags is what TensorFlow's XLA is up against.
+# jaxlib 0.10.2's XLA runs the whole CNN as one YNNPACK fusion; TensorFlow
+# 2.21's XLA cannot put convolutions in one (its YNNPACK fusions take dots,
+# elementwise ops and reductions). The same JAX function with these flags is
+# what TensorFlow's XLA is up against.
 XLA_FLAGS_NO_YNNPACK = "--xla_cpu_experimental_ynn_fusion_type="
 
 MODELS = ("mnist_flax", "mnist_pure_jax")
