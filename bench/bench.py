@@ -56,6 +56,11 @@ _JAX_LATENCY = flags.DEFINE_string(
     "XLA reads once per process.",
 )
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "256"], "Batch sizes of inference.")
+flags.register_validator(
+    "batch_sizes",
+    lambda sizes: bool(sizes) and all(b.isdigit() and int(b) > 0 for b in sizes),
+    "--batch_sizes must be positive integers, comma-separated, e.g. 1,16,256",
+)
 _REPEATS = flags.DEFINE_integer("repeats", 200, "Internal: timed calls for --jax_latency.")
 
 # jaxlib 0.10.2's XLA runs the whole CNN as one YNNPACK fusion; TensorFlow
