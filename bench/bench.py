@@ -61,7 +61,9 @@ flags.register_validator(
     lambda sizes: bool(sizes) and all(b.isdigit() and int(b) > 0 for b in sizes),
     "--batch_sizes must be positive integers, comma-separated, e.g. 1,16,256",
 )
-_REPEATS = flags.DEFINE_integer("repeats", 200, "Internal: timed calls for --jax_latency.")
+_REPEATS = flags.DEFINE_integer(
+    "repeats", 200, "Timed calls per latency figure (--quick: 30).", lower_bound=1
+)
 
 # jaxlib 0.10.2's XLA runs the whole CNN as one YNNPACK fusion; TensorFlow
 # 2.21's XLA cannot put convolutions in one (its YNNPACK fusions take dots,
@@ -425,7 +427,7 @@ def main(argv: list[str]) -> None:
         return
     quick = _QUICK.value
     batch_sizes = [int(b) for b in _BATCH_SIZES.value]
-    examples, repeats, count = (12_800, 30, 256) if quick else (60_000, 200, 2048)
+    examples, repeats, count = (12_800, 30, 256) if quick else (60_000, _REPEATS.value, 2048)
     start = time.perf_counter()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as workdir:
