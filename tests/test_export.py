@@ -168,3 +168,18 @@ def snapshot(path: str) -> dict[str, bytes]:
 def read_info(path: str) -> dict:
     with open(os.path.join(path, saved_model_main.EXPORT_INFO_FILE)) as f:
         return json.load(f)
+
+
+@pytest.mark.parametrize("batch_size", [-1, 8])
+def test_in_process_call_of_the_readme_gives_what_the_signature_gives(export, batch_size):
+    # The README's cheapest in-process call: the concrete function of the
+    # module's __call__, at the signature's input shape.
+    path = export(model="mnist_pure_jax", serving_batch_size=batch_size, num_epochs=0)
+    loaded = tf.saved_model.load(path)
+    batch = None if batch_size == -1 else batch_size
+    predict = loaded.__call__.get_concrete_function(
+        tf.TensorSpec((batch, *INPUT_SHAPE), tf.float32)
+    )
+    images = tf.constant(mnist_data.scale_images(mnist_data.synthetic(8, seed=3).images))
+    (expected,) = loaded.signatures["serving_default"](inputs=images).values()
+    np.testing.assert_array_equal(predict(images).numpy(), expected.numpy())
