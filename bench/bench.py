@@ -98,8 +98,8 @@ class Row:
         return self.ratio >= float(limit) if op == ">=" else self.ratio <= float(limit)
 
 
-def reloaded_function(path: str, spec: tf.TensorSpec | None = None):
-    """numpy -> numpy through a reloaded export's own jit-compiled function.
+def reloaded_function(loaded, spec: tf.TensorSpec | None = None):
+    """numpy -> numpy through a reloaded (tf.saved_model.load) export's own jit-compiled function.
 
     The fastest way to call a SavedModel in-process, so the one compared with
     JAX. saved_model_lib saves the converted function as the module's
@@ -109,7 +109,6 @@ def reloaded_function(path: str, spec: tf.TensorSpec | None = None):
     measures what that adds.
     """
     spec = spec or tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)
-    loaded = tf.saved_model.load(path)
     function = loaded.__call__.get_concrete_function(spec)
     # The function holds its variables weakly; `loaded` owns them, so the
     # returned callable keeps `loaded` alive.
@@ -198,7 +197,7 @@ def bench_inference(model_name: str, path: str, batch_sizes, repeats: int) -> li
     while after each call, and on 2 cores they slowed JAX (MLP at batch 1:
     0.22 ms when timed after TensorFlow, 0.14 ms before).
     """
-    predict = reloaded_function(path)
+    predict = reloaded_function(tf.saved_model.load(path))
     jax_ms = jax_latency_ms(model_name, batch_sizes, repeats)
     rows = []
     for batch in batch_sizes:
@@ -234,8 +233,9 @@ def bench_gap(cnn_ms: dict[int, float], workdir: str, repeats: int) -> list[Row]
     )
     path = os.path.join(workdir, "add-one")
     tf.saved_model.save(module, path, signatures=module.__call__)
-    function = reloaded_function(path, spec)
-    signature = tf.saved_model.load(path).signatures["serving_default"]
+    loaded = tf.saved_model.load(path)
+    function = reloaded_function(loaded, spec)
+    signature = loaded.signatures["serving_default"]
     jax_add_one = jax.jit(lambda v: v + 1)
     x = np.ones(1, np.float32)
     jax_ms = statistics.median(timed(lambda: np.asarray(jax_add_one(x)), repeats)) * 1000
@@ -300,7 +300,7 @@ def bench_serving(base: str, model_name: str, workdir: str, count: int, repeats:
     rows, plot = [], {}
     batch = 16
     version = os.path.join(base, "1")
-    predict = reloaded_function(version)
+    predict = reloaded_function(tf.saved_model.load(version))
     images16 = mnist_data.scale_images(mnist_data.synthetic(batch).images)
     in_process_s = statistics.median(timed(lambda: predict(images16), repeats))
     in_process = batch / in_process_s
