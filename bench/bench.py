@@ -115,6 +115,14 @@ def reloaded_function(loaded, spec: tf.TensorSpec | None = None):
     return lambda array, owner=loaded: function(tf.constant(array)).numpy()
 
 
+def run(command: list[str], **kwargs) -> str:
+    """Runs a helper process; returns its stdout, or raises with the end of its stderr."""
+    result = subprocess.run(command, capture_output=True, text=True, **kwargs)
+    if result.returncode:
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
 def timed(fn, repeats: int) -> list[float]:
     """Seconds of each of `repeats` calls of fn(), after one call to warm up."""
     fn()
@@ -256,10 +264,7 @@ def bench_gap(cnn_ms: dict[int, float], workdir: str, repeats: int) -> list[Row]
     command = [sys.executable, os.path.abspath(__file__), "--jax_latency=mnist_flax"]
     command += [f"--batch_sizes={','.join(map(str, cnn_ms))}", f"--repeats={repeats}"]
     env = {**os.environ, "XLA_FLAGS": f"{os.environ.get('XLA_FLAGS', '')} {XLA_FLAGS_NO_YNNPACK}"}
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    if result.returncode:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stderr[-3000:]}")
-    no_ynnpack = json.loads(result.stdout.splitlines()[-1])
+    no_ynnpack = json.loads(run(command, env=env).splitlines()[-1])
     for batch, ms in cnn_ms.items():
         rows.append(
             Row(
@@ -286,7 +291,7 @@ def export_for_serving(model_path: str, model_name: str, warmup: bool) -> str:
     ]
     if not warmup:
         cmd.append("--warmup_batch_sizes=")
-    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True)
+    run(cmd, cwd=ROOT)
     return os.path.join(model_path, model_name)
 
 
@@ -449,7 +454,7 @@ def main(argv: list[str]) -> None:
         return
     quick = _QUICK.value
     batch_sizes = [int(b) for b in _BATCH_SIZES.value]
-    examples, repeats, count = (12_800, 30, 256) if quick else (60_000, _REPEATS.value, 2048)
+    examples, repeats, count = (12_800, 30, 1024) if quick else (60_000, _REPEATS.value, 2048)
     start = time.perf_counter()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as workdir:
