@@ -448,12 +448,11 @@ def render(rows: list[Row], seconds: float) -> str:
 
 def main(argv: list[str]) -> None:
     del argv
+    batch_sizes = [int(b) for b in _BATCH_SIZES.value]
     if _JAX_LATENCY.value:
-        sizes = [int(b) for b in _BATCH_SIZES.value]
-        print(json.dumps(jax_latency_ms(_JAX_LATENCY.value, sizes, _REPEATS.value)))
+        print(json.dumps(jax_latency_ms(_JAX_LATENCY.value, batch_sizes, _REPEATS.value)))
         return
     quick = _QUICK.value
-    batch_sizes = [int(b) for b in _BATCH_SIZES.value]
     examples, repeats, count = (12_800, 30, 1024) if quick else (60_000, _REPEATS.value, 2048)
     start = time.perf_counter()
     rows: list[Row] = []
