@@ -10,7 +10,7 @@ SHELL := /bin/bash
 # value from `make VAR=value` or the environment wins, as it does when a person
 # sources env.sh. env.sh keeps values already set, so we hand it ours.
 ENV_VARS := MODEL_PATH MODEL SERVING_BATCH_SIZE_SAVE SERVING_BATCH_SIZE MODEL_VERSION \
-	COUNT_IMAGES DOCKER_IMAGE GRPC_PORT REST_PORT
+	COUNT_IMAGES TF_SERVING_VERSION GPU DOCKER_IMAGE GRPC_PORT REST_PORT
 _given = $(foreach v,$(ENV_VARS),$(if $(filter command line environment,$(origin $(v))),$(v)='$($(v))';))
 # MODEL_VERSION as the user gave it; empty when env.sh picks the next free one.
 MODEL_VERSION_GIVEN := $(if $(filter command line,$(origin MODEL_VERSION)),$(MODEL_VERSION),$(if \
@@ -26,15 +26,25 @@ PLATFORMS ?=
 SERVER ?= auto
 PROTOCOL ?= grpc
 CONCURRENCY ?=
+# TensorFlow Serving releases that `make compat` runs the model with (default: all it knows).
+COMPAT_VERSIONS ?=
 
 PYTHON3 ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
+# compat.py's default --venv_dir: one virtualenv per TensorFlow release.
+COMPAT_DIR := .compat
+comma := ,
+space := $(subst ,, )
 
 DATA_FLAGS := $(if $(filter 1 true yes,$(MOCK_DATA)),--mock_data) $(if $(DATA_DIR),--data_dir=$(DATA_DIR))
 EXPORT_FLAGS := $(if $(NUM_EPOCHS),--num_epochs=$(NUM_EPOCHS)) $(DATA_FLAGS) \
-	$(if $(filter 1 true yes,$(OVERWRITE)),--overwrite) $(if $(PLATFORMS),--platforms=$(PLATFORMS))
+	$(if $(filter 1 true yes,$(OVERWRITE)),--overwrite) $(if $(PLATFORMS),--platforms=$(PLATFORMS)) \
+	$(if $(TF_SERVING_VERSION),--tf_serving_version=$(TF_SERVING_VERSION))
+GPU_ON := $(filter 1 true yes,$(GPU))
+# The version that `make inspect` and `make compat` look at: MODEL_VERSION if given, else the newest.
+VERSION_FLAG := $(if $(MODEL_VERSION_GIVEN),--model_version=$(MODEL_VERSION_GIVEN))
 
 # Files of the server that `make serve` started; `make stop` stops only that one.
 RUN_DIR ?= .run
@@ -45,7 +55,8 @@ CONTAINER := serving
 DOCKER_ENGINE := docker info >/dev/null 2>&1
 # tensorflow_model_server's flags; local_model_server.py takes the same.
 SERVER_FLAGS = --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) --model_name=$(MODEL) \
-	--model_base_path=$(MODEL_PATH)/$(MODEL) --xla_cpu_compilation_enabled=true
+	--model_base_path=$(MODEL_PATH)/$(MODEL) --xla_cpu_compilation_enabled=true \
+	$(if $(GPU_ON),--xla_gpu_compilation_enabled=true)
 SERVER_CTL = $(PY) server_ctl.py --model_name=$(MODEL)
 WAIT_AVAILABLE = $(SERVER_CTL) wait --rest_port=$(REST_PORT) --log=$(LOG_FILE)
 # Stops what PID_FILE or KIND_FILE names, and nothing else; TERM, then KILL after 10 s.
@@ -59,7 +70,7 @@ STOP_SERVER = kind=$$(cat $(KIND_FILE) 2>/dev/null); \
 	else echo "No model server started by 'make serve' is running."; fi; \
 	rm -f $(PID_FILE) $(KIND_FILE)
 
-.PHONY: help env setup export inspect serve serve-docker serve-binary serve-local serve-check \
+.PHONY: help env setup export inspect compat serve serve-docker serve-binary serve-local serve-check \
 	stop status request demo bench clean distclean test stress lint
 
 help: ## List the targets and the variables
@@ -69,6 +80,7 @@ help: ## List the targets and the variables
 	@echo "Variables (make VAR=value, or export VAR=value; defaults in env.sh):"
 	@$(foreach v,$(ENV_VARS),printf '  %-24s %s\n' '$(v)' '$($(v))';)
 	@echo "Options: NUM_EPOCHS=3 MOCK_DATA=1 DATA_DIR=dir OVERWRITE=1 PLATFORMS=cpu,cuda (export)"
+	@echo "         COMPAT_VERSIONS='2.16 2.21' (compat)"
 
 env: ## Print the effective values of the variables
 	@$(foreach v,$(ENV_VARS),echo '$(v)=$($(v))';)
@@ -107,6 +119,12 @@ inspect: $(STAMP) ## Show the SavedModel's signatures (newest version, or MODEL_
 	@[ -d "$(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION)" ] || { echo "error: no SavedModel at" \
 	  "$(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION). Run 'make export' first, or set MODEL_VERSION." >&2; exit 1; }
 	$(VENV)/bin/saved_model_cli show --all --dir $(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION)
+	@$(PY) compat.py --norun --model_path=$(MODEL_PATH) --model=$(MODEL) $(VERSION_FLAG)
+
+compat: $(STAMP) ## Run MODEL's newest version with each TF Serving release's TensorFlow
+	$(PY) compat.py --model_path=$(MODEL_PATH) --model=$(MODEL) --venv_dir=$(COMPAT_DIR) $(strip $(VERSION_FLAG) \
+		$(if $(TF_SERVING_VERSION),--tf_serving_version=$(TF_SERVING_VERSION)) \
+		$(if $(strip $(COMPAT_VERSIONS)),--versions=$(subst $(space),$(comma),$(strip $(COMPAT_VERSIONS)))))
 
 # ---- Serve -------------------------------------------------------------------
 serve: $(STAMP) ## Serve MODEL on GRPC_PORT and REST_PORT (SERVER=auto|docker|binary|local)
@@ -127,16 +145,17 @@ serve: $(STAMP) ## Serve MODEL on GRPC_PORT and REST_PORT (SERVER=auto|docker|bi
 	$(MAKE) --no-print-directory serve-$$kind
 
 serve-check:
-	@$(SERVER_CTL) check --model_base_path=$(MODEL_PATH)/$(MODEL) --ports=$(GRPC_PORT),$(REST_PORT)
+	@$(SERVER_CTL) check --model_base_path=$(MODEL_PATH)/$(MODEL) --ports=$(GRPC_PORT),$(REST_PORT) \
+		--tf_serving_version='$(TF_SERVING_VERSION)' $(if $(GPU_ON),--gpu)
 	@mkdir -p $(RUN_DIR)
 
 # The walkthrough's command, detached (-d) so that make returns; `docker logs
 # -f` keeps the log in LOG_FILE, since --rm deletes it with the container.
 serve-docker: serve-check
-	docker run -d -p $(GRPC_PORT):8500 -p $(REST_PORT):8501 \
+	docker run -d -p $(GRPC_PORT):8500 -p $(REST_PORT):8501 $(if $(GPU_ON),--gpus all) \
 		--mount type=bind,source=$(MODEL_PATH)/$(MODEL)/,target=/models/$(MODEL) \
 		-e MODEL_NAME=$(MODEL) -t --rm --name=$(CONTAINER) $(DOCKER_IMAGE) \
-		--xla_cpu_compilation_enabled=true
+		--xla_cpu_compilation_enabled=true $(if $(GPU_ON),--xla_gpu_compilation_enabled=true)
 	@echo docker > $(KIND_FILE)
 	@nohup docker logs -f $(CONTAINER) > $(LOG_FILE) 2>&1 &
 	@$(WAIT_AVAILABLE) --container=$(CONTAINER) || { $(STOP_SERVER); exit 1; }
@@ -188,8 +207,8 @@ clean: ## Delete the SavedModels that `make export` wrote under MODEL_PATH
 	for staging in "$$path"/*/.staging-*; do [ -d "$$staging" ] && echo "rm -r $$staging" && rm -r -- "$$staging"; done; \
 	for dir in "$$path"/*/ "$$path"; do rmdir -- "$$dir" 2>/dev/null && echo "rmdir $$dir"; done; true
 
-distclean: clean ## `make clean`, and delete .venv
-	rm -rf $(VENV)
+distclean: clean ## `make clean`, and delete .venv and the virtualenvs of `make compat`
+	rm -rf $(VENV) $(COMPAT_DIR)
 
 # ---- Benchmark ---------------------------------------------------------------
 QUICK ?=

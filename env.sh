@@ -16,7 +16,37 @@
 : "${SERVING_BATCH_SIZE:=16}"
 # How many test images `make request` sends.
 : "${COUNT_IMAGES:=128}"
-: "${DOCKER_IMAGE:=tensorflow/serving:nightly}"
+# The oldest TensorFlow Serving release that must serve what `make export`
+# writes, 2.16 or newer (2.19, or a full 2.19.1): the export writes the format
+# that release reads. Empty: JAX's newest format, which 2.20 and newer read.
+# `make compat` shows which releases run an export.
+: "${TF_SERVING_VERSION:=}"
+# 1: `make serve` runs the model on a GPU (Docker's -gpu image). The export
+# must then include it: make export PLATFORMS=cpu,cuda
+: "${GPU:=}"
+
+# TensorFlow Serving's Docker image for TF_SERVING_VERSION and GPU.
+tf_serving_image() {
+  case "$TF_SERVING_VERSION" in
+    '') _tag=nightly ;;
+    # The newest image of each release.
+    2.16) _tag=2.16.1 ;;
+    2.17) _tag=2.17.1 ;;
+    2.18) _tag=2.18.1 ;;
+    2.19) _tag=2.19.1 ;;
+    2.20) _tag=2.20.0 ;;
+    # No 2.21 image yet: nightly runs TensorFlow's newest, which reads 2.21's format.
+    2.21) _tag=nightly ;;
+    # A full release number, 2.19.1, is its image's tag.
+    *) _tag=$TF_SERVING_VERSION ;;
+  esac
+  case "$GPU" in
+    1 | true | yes) _tag=$_tag-gpu ;;
+  esac
+  echo "tensorflow/serving:$_tag"
+  unset _tag
+}
+: "${DOCKER_IMAGE:=$(tf_serving_image)}"
 # TensorFlow Serving's own ports: gRPC and REST.
 : "${GRPC_PORT:=8500}"
 : "${REST_PORT:=8501}"
@@ -46,4 +76,4 @@ if [ -z "${MODEL_VERSION:-}" ] || [ "$MODEL_VERSION" = "${ENV_SH_MODEL_VERSION:-
 fi
 
 export MODEL_PATH MODEL SERVING_BATCH_SIZE_SAVE SERVING_BATCH_SIZE COUNT_IMAGES \
-  DOCKER_IMAGE GRPC_PORT REST_PORT MODEL_VERSION ENV_SH_MODEL_VERSION
+  TF_SERVING_VERSION GPU DOCKER_IMAGE GRPC_PORT REST_PORT MODEL_VERSION ENV_SH_MODEL_VERSION

@@ -2,7 +2,7 @@
 
 Copy this file alone into your project: it depends only on jax and tensorflow.
 
-Two pieces, because serving needs both:
+Three pieces, because serving needs all of them:
 
 - `convert_and_save_model`: jax2tf (native serialization) turns `jax_fn(params,
   inputs)` into a tf.function. The parameters become tf.Variables rather than
@@ -17,9 +17,17 @@ Two pieces, because serving needs both:
   directory beside the versions, and `publish_version` renames it into place
   atomically. An interrupted export leaves neither a version nor a staging
   directory behind.
+
+- The format, for the server you run. The converted function is an
+  `XlaCallModule` op holding a StableHLO module and a calling-convention
+  version. TensorFlow Serving X.Y runs TensorFlow X.Y, which reads only the
+  formats it knows: JAX writes the newest ones by default. `tf_serving_version`
+  writes what that release reads (TF_SERVING_RUNTIMES), and the saved ops are
+  checked against it, so an export never claims a release it cannot serve on.
 """
 
 import contextlib
+import dataclasses
 import errno
 import os
 import re
@@ -29,15 +37,59 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import jax
+import numpy as np
 import tensorflow as tf
 from jax.experimental import jax2tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 STAGING_PREFIX = ".staging-"
 # The serving signature's input name: the argument name of the saved function.
 INPUT_NAME = "inputs"
 # Where TensorFlow Serving looks for the requests that warm a version up.
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# Inputs and JAX outputs of a few examples, for checking the SavedModel later
+# with any TensorFlow (check_savedmodel.py, make compat); servers ignore it.
+VALIDATION_FILE = os.path.join("assets.extra", "validation_batch.npz")
 _VERSION_RE = re.compile(r"^[0-9]+$")
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingRuntime:
+    """The newest export format that one TensorFlow runtime reads."""
+
+    # call_module_maximum_supported_version() in the wheel's
+    # tensorflow/compiler/tf2xla/python/xla.py.
+    calling_convention_version: int
+    # getCurrentVersion() in the wheel's
+    # tensorflow/include/external/stablehlo/stablehlo/dialect/Version.h.
+    stablehlo_version: str
+
+
+# TensorFlow Serving X.Y runs TensorFlow X.Y. Read off the tensorflow-cpu
+# wheels 2.16.1, 2.16.2, 2.17.1, 2.18.1, 2.19.1, 2.20.0 and 2.21.0 (patch
+# releases keep their minor release's StableHLO). Older releases read calling
+# convention 8 at most, which JAX no longer writes (it writes 9 and 10).
+TF_SERVING_RUNTIMES = {
+    "2.16": ServingRuntime(9, "0.17.7"),
+    "2.17": ServingRuntime(9, "1.1.1"),
+    "2.18": ServingRuntime(9, "1.7.3"),
+    "2.19": ServingRuntime(9, "1.9.1"),
+    "2.20": ServingRuntime(10, "1.12.1"),
+    "2.21": ServingRuntime(10, "1.13.7"),
+}
+
+
+class ExportFormatError(ValueError):
+    """No export format fits the requested TensorFlow Serving release."""
+
+
+@dataclasses.dataclass(frozen=True)
+class XlaCallModuleInfo:
+    """What one XlaCallModule op of a SavedModel needs from the runtime."""
+
+    calling_convention_version: int
+    platforms: tuple[str, ...]
+    stablehlo_version: str  # The module's producer, e.g. "1.9.1".
 
 
 def convert_and_save_model(
@@ -50,6 +102,7 @@ def convert_and_save_model(
     with_gradient: bool = False,
     compile_model: bool = True,
     platforms: Sequence[str] = ("cpu",),
+    tf_serving_version: str | None = None,
     save_model_options: tf.saved_model.SaveOptions | None = None,
 ) -> None:
     """Converts `jax_fn(params, inputs)` with jax2tf and saves a SavedModel.
@@ -70,12 +123,50 @@ def convert_and_save_model(
       compile_model: jit_compile the tf.function; TensorFlow Serving needs it.
       platforms: where the SavedModel can run: "cpu", "cuda", "rocm", "tpu".
         One export can serve on several, e.g. ("cpu", "cuda").
+      tf_serving_version: the oldest TensorFlow Serving release that must
+        serve the model, e.g. "2.19" or "2.19.1" (TF_SERVING_RUNTIMES). None
+        writes JAX's newest format. Raises ExportFormatError if no format fits,
+        or if the saved ops turn out newer than the release reads.
       save_model_options: passed to tf.saved_model.save.
     """
     if not input_signatures:
         raise ValueError("at least one input signature is needed")
     if polymorphic_shapes is not None and len(input_signatures) != 1:
         raise ValueError("a batch-polymorphic export takes exactly one input signature")
+    runtime = serving_runtime(tf_serving_version) if tf_serving_version else None
+    with export_format(runtime):
+        _convert_and_save(
+            jax_fn,
+            params,
+            model_dir,
+            input_signatures,
+            polymorphic_shapes,
+            with_gradient,
+            compile_model,
+            platforms,
+            save_model_options,
+        )
+    if runtime:
+        problems = format_problems(xla_call_modules(model_dir), runtime)
+        if problems:
+            raise ExportFormatError(
+                f"JAX {jax.__version__} wrote ops that TensorFlow Serving {tf_serving_version} "
+                f"cannot read ({'; '.join(problems)}): export_format no longer controls JAX's "
+                "format. Pin the jax of requirements.txt, or update export_format."
+            )
+
+
+def _convert_and_save(
+    jax_fn,
+    params,
+    model_dir,
+    input_signatures,
+    polymorphic_shapes,
+    with_gradient,
+    compile_model,
+    platforms,
+    save_model_options,
+) -> None:
     tf_fn = jax2tf.convert(
         jax_fn,
         polymorphic_shapes=[None, polymorphic_shapes],
@@ -109,6 +200,163 @@ def convert_and_save_model(
         signatures={tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: serving_fn},
         options=save_model_options,
     )
+
+
+def release_of(tf_serving_version: str) -> str:
+    """ "2.19.1" or "2.19" -> "2.19": TensorFlow Serving X.Y runs TensorFlow X.Y."""
+    match = re.fullmatch(r"\s*(\d+)\.(\d+)(\.[\w.+-]*)?\s*", tf_serving_version)
+    if not match:
+        raise ExportFormatError(
+            f"TF_SERVING_VERSION={tf_serving_version!r} is not a release number: give the "
+            "TensorFlow Serving release you run, such as 2.19 or 2.19.1 (empty: JAX's newest "
+            "format)."
+        )
+    return f"{int(match[1])}.{int(match[2])}"
+
+
+def serving_runtime(tf_serving_version: str) -> ServingRuntime:
+    """The format that TensorFlow Serving `tf_serving_version` ("2.19", "2.19.1") reads."""
+    release = release_of(tf_serving_version)
+    if release in TF_SERVING_RUNTIMES:
+        return TF_SERVING_RUNTIMES[release]
+    releases = sorted(TF_SERVING_RUNTIMES, key=release_key)
+    oldest, newest = releases[0], releases[-1]
+    if release_key(release) < release_key(oldest):
+        raise ExportFormatError(
+            f"TensorFlow Serving {tf_serving_version} cannot run this export: its TensorFlow "
+            f"reads XlaCallModule calling convention 8 at most, and JAX {jax.__version__} writes "
+            f"{jax.export.minimum_supported_calling_convention_version} or newer. Serve with "
+            f"TensorFlow Serving {oldest} or newer (for example the Docker image "
+            f"tensorflow/serving:{oldest}.1), or export with an older JAX whose "
+            "jax.export.minimum_supported_calling_convention_version is 8 or less."
+        )
+    raise ExportFormatError(
+        f"TensorFlow Serving {tf_serving_version} is newer than the releases this export knows "
+        f"({oldest} to {newest}). Leave TF_SERVING_VERSION empty for JAX's newest format, or "
+        f"name {newest}; then check the export with `make compat`."
+    )
+
+
+@contextlib.contextmanager
+def export_format(runtime: ServingRuntime | None) -> Iterator[None]:
+    """While active, jax2tf writes the format that `runtime` reads (None: JAX's default).
+
+    The calling convention is a public JAX option. The StableHLO version is not:
+    JAX picks it in jax._src.export._export._module_to_bytecode with
+    `hlo.get_version_from_compatibility_requirement(WEEK_4)`, a version about
+    a month old. This caps that function's answer at the runtime's StableHLO.
+    It is private API: if JAX moves it, this raises ExportFormatError, and
+    convert_and_save_model checks the saved ops whatever JAX does.
+    """
+    if runtime is None:
+        yield
+        return
+    from jax._src.export import _export
+
+    hlo = getattr(_export, "hlo", None)
+    pick_version = getattr(hlo, "get_version_from_compatibility_requirement", None)
+    if pick_version is None:
+        raise ExportFormatError(
+            f"JAX {jax.__version__} no longer chooses its StableHLO version through "
+            "jax._src.export._export.hlo.get_version_from_compatibility_requirement, so "
+            "export_format cannot lower it. Pin the jax of requirements.txt, or update "
+            "export_format in saved_model_lib.py."
+        )
+    calling_convention = min(
+        runtime.calling_convention_version, jax.export.maximum_supported_calling_convention_version
+    )
+    if calling_convention < jax.export.minimum_supported_calling_convention_version:
+        raise ExportFormatError(
+            f"JAX {jax.__version__} writes calling convention "
+            f"{jax.export.minimum_supported_calling_convention_version} or newer; the runtime "
+            f"reads {runtime.calling_convention_version} at most. Use an older JAX."
+        )
+    if release_key(runtime.stablehlo_version) < release_key(hlo.get_minimum_version()):
+        raise ExportFormatError(
+            f"JAX {jax.__version__} writes StableHLO {hlo.get_minimum_version()} or newer; the "
+            f"runtime reads {runtime.stablehlo_version} at most. Use an older JAX."
+        )
+
+    def capped(requirement):
+        return min(pick_version(requirement), runtime.stablehlo_version, key=release_key)
+
+    previous = jax.config.jax_export_calling_convention_version
+    hlo.get_version_from_compatibility_requirement = capped
+    jax.config.update("jax_export_calling_convention_version", calling_convention)
+    try:
+        yield
+    finally:
+        hlo.get_version_from_compatibility_requirement = pick_version
+        jax.config.update("jax_export_calling_convention_version", previous)
+
+
+def xla_call_modules(model_dir: str) -> list[XlaCallModuleInfo]:
+    """The XlaCallModule ops of the SavedModel in `model_dir`, read without running it."""
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(model_dir, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    modules = []
+    for meta_graph in saved_model.meta_graphs:
+        graph = meta_graph.graph_def
+        nodes = [*graph.node, *(n for f in graph.library.function for n in f.node_def)]
+        for node in nodes:
+            if node.op != "XlaCallModule":
+                continue
+            modules.append(
+                XlaCallModuleInfo(
+                    calling_convention_version=node.attr["version"].i,
+                    platforms=tuple(p.decode() for p in node.attr["platforms"].list.s),
+                    stablehlo_version=stablehlo_producer(node.attr["module"].s),
+                )
+            )
+    return modules
+
+
+def stablehlo_producer(module: bytes) -> str:
+    """The StableHLO version that serialized `module`, e.g. "1.9.1"; "unknown" if unreadable.
+
+    A StableHLO portable artifact is MLIR bytecode: the magic b"ML\xefR", the
+    bytecode version (a varint of 1 to 9 bytes), then the producer as a
+    NUL-terminated string, "StableHLO_v1.9.1".
+    """
+    match = re.match(rb"ML\xefR.{1,9}?StableHLO_v(\d+\.\d+\.\d+)\x00", module, re.DOTALL)
+    return match[1].decode() if match else "unknown"
+
+
+def format_problems(modules: Sequence[XlaCallModuleInfo], runtime: ServingRuntime) -> list[str]:
+    """Why `runtime` cannot read `modules`; empty if it can."""
+    problems = set()
+    for module in modules:
+        if module.calling_convention_version > runtime.calling_convention_version:
+            problems.add(
+                f"calling convention {module.calling_convention_version} > "
+                f"{runtime.calling_convention_version}"
+            )
+        if module.stablehlo_version == "unknown" or release_key(
+            module.stablehlo_version
+        ) > release_key(runtime.stablehlo_version):
+            problems.add(f"StableHLO {module.stablehlo_version} > {runtime.stablehlo_version}")
+    return sorted(problems)
+
+
+def write_validation_batch(
+    model_dir: str, inputs: np.ndarray, outputs: np.ndarray, *, atol: float, rtol: float
+) -> str:
+    """Writes VALIDATION_FILE: inputs, the JAX function's outputs on them, and the tolerance.
+
+    check_savedmodel.py runs the SavedModel on `inputs` with whatever
+    TensorFlow it finds and compares with `outputs`, so the model can be
+    checked later, on any machine, against its own JAX answers.
+    """
+    path = os.path.join(model_dir, VALIDATION_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    np.savez(path, inputs=inputs, outputs=outputs, atol=atol, rtol=rtol)
+    return path
+
+
+def release_key(version: str) -> tuple[int, ...]:
+    """ "1.9.1" -> (1, 9, 1), so that versions compare as numbers."""
+    return tuple(int(part) for part in version.split("."))
 
 
 def version_dirs(base_dir: str) -> dict[int, str]:

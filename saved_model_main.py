@@ -23,6 +23,7 @@ Why it is shaped this way:
 """
 
 import contextlib
+import dataclasses
 import datetime
 import functools
 import json
@@ -42,6 +43,11 @@ from models import INPUT_SHAPE, MODELS, get_model, mnist_data, train
 # Written into every version; `make clean` only deletes what carries it.
 EXPORT_INFO_FILE = os.path.join("assets.extra", "export_info.json")
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
+# How close the SavedModel must come to the JAX function, on each kind of device.
+CPU_TOLERANCES = dict(atol=1e-5, rtol=1e-5)
+GPU_TOLERANCES = dict(atol=1e-6, rtol=1e-4)
+# Examples in assets.extra/validation_batch.npz of a batch-polymorphic export.
+VALIDATION_BATCH_SIZE = 8
 
 _MODEL = flags.DEFINE_enum("model", "mnist_flax", list(MODELS), "Which model to train and export.")
 _MODEL_CLASSIFIER_LAYER = flags.DEFINE_boolean(
@@ -109,6 +115,13 @@ _WARMUP_BATCH_SIZES = flags.DEFINE_list(
     "server runs them before the version takes traffic, so XLA compiles these shapes then. "
     "A fixed-batch export is warmed up at its batch size. Empty: no warmup file.",
 )
+_TF_SERVING_VERSION = flags.DEFINE_string(
+    "tf_serving_version",
+    "",
+    "The oldest TensorFlow Serving release that must serve the export, such as 2.16 or "
+    "2.19.1: the export writes the format that release's TensorFlow reads (see "
+    "saved_model_lib.TF_SERVING_RUNTIMES). Empty: JAX's newest format.",
+)
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace MODEL_VERSION if it exists (otherwise that is an error)."
 )
@@ -124,7 +137,7 @@ def main(argv: list[str]) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         path = train_and_export() if _GENERATE_MODEL.value else check_existing()
-    except (ExportError, mnist_data.DataError) as e:
+    except (ExportError, saved_model_lib.ExportFormatError, mnist_data.DataError) as e:
         sys.exit(f"error: {e}")
     if _SHOW_MODEL.value:
         show_model(path)
@@ -132,6 +145,8 @@ def main(argv: list[str]) -> None:
 
 def train_and_export() -> str:
     model = get_model(_MODEL.value)
+    if _TF_SERVING_VERSION.value:
+        saved_model_lib.serving_runtime(_TF_SERVING_VERSION.value)  # Fails before training.
     base_dir = os.path.join(_MODEL_PATH.value, model.name)
     version = _MODEL_VERSION.value or saved_model_lib.next_version(base_dir)
     # Checked again when publishing; these early checks save the training time.
@@ -151,6 +166,7 @@ def train_and_export() -> str:
     if batch_size == -1:
         input_signatures = [tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)]
         polymorphic_shapes = "(b, ...)"
+        fixed_batch = None
         warmup_sizes = [int(n) for n in _WARMUP_BATCH_SIZES.value]
     else:
         # The serving signature first; then the batch sizes of training and
@@ -158,6 +174,7 @@ def train_and_export() -> str:
         sizes = dict.fromkeys([batch_size, train.TRAIN_BATCH_SIZE, train.TEST_BATCH_SIZE])
         input_signatures = [tf.TensorSpec((n, *INPUT_SHAPE), tf.float32) for n in sizes]
         polymorphic_shapes = None
+        fixed_batch = batch_size
         warmup_sizes = [batch_size]
 
     with _writing(base_dir), saved_model_lib.staging_directory(base_dir) as staging:
@@ -172,8 +189,16 @@ def train_and_export() -> str:
             polymorphic_shapes=polymorphic_shapes,
             compile_model=_COMPILE_MODEL.value,
             platforms=_PLATFORMS.value,
+            tf_serving_version=_TF_SERVING_VERSION.value or None,
         )
         _write_export_info(staging, model.name, result)
+        validation_inputs = _test_batch(test_data, fixed_batch or VALIDATION_BATCH_SIZE)
+        saved_model_lib.write_validation_batch(
+            staging,
+            validation_inputs,
+            np.asarray(predict_fn(result.params, validation_inputs)),
+            **CPU_TOLERANCES,
+        )
         write_warmup_requests(staging, model.name, test_data, warmup_sizes)
         if _TEST_SAVEDMODEL.value:
             test_savedmodel(staging, lambda x: predict_fn(result.params, x), test_data)
@@ -319,10 +344,7 @@ def _signature_batches(signature, data: mnist_data.Split):
 
 def _device_and_tolerances() -> tuple[str, dict[str, float]]:
     """The TF device that runs the check, and tolerances fit for it."""
-    for kind, tolerances in (
-        ("GPU", dict(atol=1e-6, rtol=1e-4)),
-        ("CPU", dict(atol=1e-5, rtol=1e-5)),
-    ):
+    for kind, tolerances in (("GPU", GPU_TOLERANCES), ("CPU", CPU_TOLERANCES)):
         devices = tf.config.list_logical_devices(kind)
         if devices:
             return devices[0].name, tolerances
@@ -337,6 +359,11 @@ def _write_export_info(path: str, model_name: str, result: train.TrainResult) ->
         "classifier_layer": _MODEL_CLASSIFIER_LAYER.value,
         "serving_batch_size": _SERVING_BATCH_SIZE.value,
         "platforms": _PLATFORMS.value,
+        "tf_serving_version": _TF_SERVING_VERSION.value or None,
+        # What the saved XlaCallModule ops need from TensorFlow (make inspect shows them).
+        "xla_call_modules": [
+            dataclasses.asdict(m) for m in dict.fromkeys(saved_model_lib.xla_call_modules(path))
+        ],
         "data": "mock" if mnist_data.MOCK_DATA.value else (mnist_data.DATA_DIR.value or "tfds"),
         "num_epochs": _NUM_EPOCHS.value,
         "train_accuracy": result.train_accuracy,

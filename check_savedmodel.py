@@ -1,0 +1,115 @@
+"""Load a SavedModel with the TensorFlow installed here and run it as TensorFlow Serving does.
+
+    python check_savedmodel.py --saved_model_dir=/tmp/jax2tf/saved_models/mnist_flax/1
+
+TensorFlow Serving X.Y runs TensorFlow X.Y, so running this with
+`tensorflow-cpu==X.Y.*` tells whether that release can serve the model,
+without Docker. `make compat` does it for each release in its own virtualenv.
+
+Why it is shaped this way:
+- It imports only tensorflow, numpy and absl (which tensorflow requires), so
+  it runs in a virtualenv that holds nothing else, with TensorFlow 2.16 to
+  today's, and needs none of this project's other files.
+- It loads and runs the model the way TensorFlow Serving's Predict does: the
+  "serve" MetaGraph into a TF1 Session, then the signature's tensors by name.
+  A jax2tf model whose format is too new loads, and fails when it first
+  runs, as it does on the server; so both steps are reported.
+- It compares with the JAX outputs that the export stored beside the model
+  (assets.extra/validation_batch.npz), with the export's own tolerance.
+- It prints one JSON line, for `make compat` and for people alike, and exits
+  1 if the model does not load, run, or match.
+"""
+
+import json
+import os
+import re
+import sys
+
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+VALIDATION_FILE = os.path.join("assets.extra", "validation_batch.npz")
+
+_SAVED_MODEL_DIR = flags.DEFINE_string(
+    "saved_model_dir",
+    None,
+    "A SavedModel version directory, e.g. MODEL_PATH/MODEL/1.",
+    required=True,
+)
+_SIGNATURE = flags.DEFINE_string("signature_name", "serving_default", "The signature to run.")
+
+
+def check(saved_model_dir: str, signature_name: str) -> dict:
+    """Loads, runs and compares; returns the findings (see the module docstring)."""
+    result = {
+        "tensorflow": tf.__version__,
+        "loads": False,
+        "runs": False,
+        "max_abs_diff": None,
+        "matches": False,
+        "error": None,
+    }
+    try:
+        batch = np.load(os.path.join(saved_model_dir, VALIDATION_FILE))
+    except OSError as e:
+        result["error"] = f"no validation batch: {e}. Export the model again (make export)."
+        return result
+    with tf.Graph().as_default() as graph, tf.compat.v1.Session(graph=graph) as session:
+        try:
+            meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], saved_model_dir)
+            signature = meta_graph.signature_def[signature_name]
+        except (tf.errors.OpError, RuntimeError, OSError, KeyError, ValueError) as e:
+            result["error"] = error_line(e)
+            return result
+        result["loads"] = True
+        if len(signature.inputs) != 1 or len(signature.outputs) != 1:
+            result["error"] = f"{signature_name} has not one input and one output"
+            return result
+        (input_info,) = signature.inputs.values()
+        (output_info,) = signature.outputs.values()
+        try:
+            outputs = session.run(output_info.name, {input_info.name: batch["inputs"]})
+        except (tf.errors.OpError, ValueError) as e:
+            result["error"] = error_line(e)
+            return result
+    result["runs"] = True
+    expected = batch["outputs"]
+    if outputs.shape != expected.shape:
+        result["error"] = f"output shape {outputs.shape}, expected {expected.shape}"
+        return result
+    result["max_abs_diff"] = float(np.max(np.abs(outputs - expected)))
+    result["matches"] = bool(
+        np.allclose(outputs, expected, atol=float(batch["atol"]), rtol=float(batch["rtol"]))
+    )
+    if not result["matches"]:
+        result["error"] = (
+            f"outputs differ from JAX's by up to {result['max_abs_diff']:.3g} "
+            f"(atol {float(batch['atol'])}, rtol {float(batch['rtol'])})"
+        )
+    return result
+
+
+# Lines of TensorFlow's error texts that say where, not what.
+_NOISE = ("root error(s) found", "Graph execution error", "Detected at node", "[[{{node")
+
+
+def error_line(error: Exception) -> str:
+    """The line of a TensorFlow error that says what went wrong."""
+    text = getattr(error, "message", None) or str(error)
+    for line in text.splitlines():
+        line = re.sub(r"^\(\d+\)\s*", "", line.strip())
+        if line and not any(noise in line for noise in _NOISE):
+            return line
+    return type(error).__name__
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    result = check(_SAVED_MODEL_DIR.value, _SIGNATURE.value)
+    print(json.dumps(result), flush=True)
+    sys.exit(0 if result["matches"] else 1)
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,266 @@
+"""Which TensorFlow Serving releases can serve an exported model: run it with each one's TensorFlow.
+
+    python compat.py --model_path=/tmp/jax2tf/saved_models --model=mnist_flax \
+        --versions=2.16,2.17,2.18,2.19,2.20,2.21
+
+`make compat` runs this command. It prints a Markdown table (release, loads,
+runs, max |diff| against JAX, the error) and exits 1 if a release that must
+serve the model cannot.
+
+Why it is shaped this way:
+- TensorFlow Serving X.Y runs TensorFlow X.Y, and the `tensorflow-cpu` wheel of
+  X.Y carries the same runtime. So each release gets a virtualenv of its own
+  (VENV_DIR/tf-X.Y, made on first use and reused), holding only that wheel,
+  where check_savedmodel.py loads and runs the model as the server would.
+  This proves, without Docker, what a format table can only predict.
+- A virtualenv counts as installed only once pip has finished (a stamp file
+  inside it), so an interrupted install is redone, never half used.
+- "Must serve": every checked release at or above the target, which is
+  --tf_serving_version, else the release the export was made for
+  (TF_SERVING_VERSION at export time), else the release of the TensorFlow
+  that exported it.
+"""
+
+import collections
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+
+from absl import app, flags
+
+import saved_model_lib
+from saved_model_lib import release_key, release_of
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+CHECKER = os.path.join(HERE, "check_savedmodel.py")
+# What `make export` records in each version (saved_model_main.EXPORT_INFO_FILE).
+EXPORT_INFO_FILE = os.path.join("assets.extra", "export_info.json")
+
+_MODEL_PATH = flags.DEFINE_string(
+    "model_path", "/tmp/jax2tf/saved_models", "Directory of the exported models."
+)
+_MODEL = flags.DEFINE_string("model", "mnist_flax", "The model to check, under MODEL_PATH.")
+_MODEL_VERSION = flags.DEFINE_integer(
+    "model_version", None, "The version to check. Default: the newest.", lower_bound=1
+)
+_VERSIONS = flags.DEFINE_list(
+    "versions",
+    sorted(saved_model_lib.TF_SERVING_RUNTIMES, key=release_key),
+    "TensorFlow Serving releases to check, each with its own TensorFlow.",
+)
+_TF_SERVING_VERSION = flags.DEFINE_string(
+    "tf_serving_version",
+    "",
+    "The oldest release that must serve the model: this one and every newer one checked "
+    "must pass, or the exit status is 1. Default: what the export was made for.",
+)
+_VENV_DIR = flags.DEFINE_string(
+    "venv_dir", os.path.join(HERE, ".compat"), "Where the virtualenvs of the releases live."
+)
+_RUN = flags.DEFINE_boolean(
+    "run",
+    True,
+    "Run the model with each release. --norun only prints what its XlaCallModule ops need "
+    "(make inspect).",
+)
+_TIMEOUT = flags.DEFINE_integer(
+    "timeout_seconds", 600, "Limit for one install or one check.", lower_bound=1
+)
+
+
+class CompatError(Exception):
+    """The check cannot run; the message says why and what to do."""
+
+
+def tf_package() -> str:
+    # tensorflow-cpu has no wheels for ARM; there the plain package is CPU-only.
+    return "tensorflow-cpu" if platform.machine().lower() in ("x86_64", "amd64") else "tensorflow"
+
+
+def release_python(venv_dir: str, release: str, timeout: int) -> str:
+    """The Python of the virtualenv that holds TensorFlow `release`, installed on first use."""
+    venv = os.path.join(venv_dir, f"tf-{release}")
+    python = os.path.join(venv, "bin", "python")
+    stamp = os.path.join(venv, ".installed")
+    if os.path.exists(stamp):
+        return python
+    requirement = f"{tf_package()}=={release}.*"
+    print(f"Installing {requirement} into {venv} (first use; about a minute)...", flush=True)
+    # No stamp: a new release, or an install that was interrupted; start afresh.
+    shutil.rmtree(venv, ignore_errors=True)
+    for command in (
+        [sys.executable, "-m", "venv", venv],
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement],
+    ):
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise CompatError(
+                f"could not install {requirement}: {_last_line(done.stderr)}. Check that pip "
+                "reaches the package index, or leave this release out (COMPAT_VERSIONS)."
+            )
+    with open(stamp, "w") as f:
+        f.write(requirement + "\n")
+    return python
+
+
+def check_release(python: str, release: str, saved_model_dir: str, timeout: int) -> dict:
+    """Runs check_savedmodel.py with `python`; its findings, with `error` set on any failure."""
+    try:
+        done = subprocess.run(
+            [python, CHECKER, f"--saved_model_dir={saved_model_dir}"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return _failed(f"no answer within {timeout} s")
+    lines = done.stdout.strip().splitlines()
+    try:
+        result = json.loads(lines[-1])
+    except (IndexError, json.JSONDecodeError):
+        return _failed(f"check_savedmodel.py failed: {_last_line(done.stderr)}")
+    if not result["tensorflow"].startswith(release + "."):
+        result["matches"] = False
+        result["error"] = (
+            f"{python} runs TensorFlow {result['tensorflow']}, not {release}: delete "
+            f"{os.path.dirname(os.path.dirname(python))} and run again"
+        )
+    elif result["error"]:
+        # TensorFlow's exception says "Cannot deserialize computation"; MLIR
+        # wrote the reason to stderr, as `loc(...): error: <reason>`.
+        reasons = re.findall(r"^loc\(.*?\): error: (.*)$", done.stderr, re.MULTILINE)
+        if reasons:
+            result["error"] += f" ({reasons[0]})"
+    return result
+
+
+def target_release(saved_model_dir: str, given: str) -> tuple[str, str]:
+    """The oldest release that must serve the model, and why that one."""
+    if given:
+        return release_of(given), "--tf_serving_version"
+    try:
+        with open(os.path.join(saved_model_dir, EXPORT_INFO_FILE)) as f:
+            info = json.load(f)
+    except (OSError, json.JSONDecodeError):
+        info = {}
+    if info.get("tf_serving_version"):
+        return release_of(info["tf_serving_version"]), "the export's TF_SERVING_VERSION"
+    if info.get("tensorflow"):
+        return release_of(info["tensorflow"]), "the TensorFlow that exported it"
+    raise CompatError(
+        f"{saved_model_dir} does not say which release it was made for; give one: "
+        "make compat TF_SERVING_VERSION=2.19"
+    )
+
+
+def format_table(results: dict[str, dict]) -> str:
+    """The findings as a Markdown table, a row per release."""
+    rows = [
+        "| TF Serving | TensorFlow | loads | runs | max abs diff vs JAX | error |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for release, r in results.items():
+        diff = "" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.2g}"
+        error = (r["error"] or "").replace("|", "\\|")
+        rows.append(
+            f"| {release} | {r['tensorflow'] or ''} | {_yes(r['loads'])} | {_yes(r['runs'])} "
+            f"| {diff} | {error} |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    try:
+        sys.exit(run())
+    except (CompatError, saved_model_lib.ExportFormatError) as e:
+        sys.exit(f"error: {e}")
+
+
+def run() -> int:
+    base_dir = os.path.join(_MODEL_PATH.value, _MODEL.value)
+    version = _MODEL_VERSION.value or max(saved_model_lib.versions(base_dir), default=0)
+    saved_model_dir = saved_model_lib.version_dir(base_dir, version)
+    if saved_model_dir is None:
+        raise CompatError(
+            f"no version {version or ''} under {base_dir}: export one first (make export)."
+        )
+    print(f"{_MODEL.value} version {version} ({saved_model_dir}):")
+    print(describe_format(saved_model_lib.xla_call_modules(saved_model_dir)), flush=True)
+    if not _RUN.value:
+        return 0
+    releases = sorted({release_of(v) for v in _VERSIONS.value}, key=release_key)
+    target, why = target_release(saved_model_dir, _TF_SERVING_VERSION.value)
+    print(f"Must serve it: TensorFlow Serving {target} and newer ({why}).", flush=True)
+    results = {}
+    for release in releases:
+        try:
+            python = release_python(_VENV_DIR.value, release, _TIMEOUT.value)
+        except (CompatError, subprocess.TimeoutExpired) as e:
+            results[release] = _failed(str(e))
+            continue
+        results[release] = check_release(python, release, saved_model_dir, _TIMEOUT.value)
+    print(format_table(results))
+    passed = sum(r["matches"] for r in results.values())
+    print(f"{passed}/{len(results)} releases run {_MODEL.value} version {version} as JAX does.")
+    required = [r for r in releases if release_key(r) >= release_key(target)]
+    if not required:
+        print(f"No checked release is {target} or newer: add one to COMPAT_VERSIONS.")
+    failed = [r for r in required if not results[r]["matches"]]
+    if failed:
+        print(
+            f"FAILED: TensorFlow Serving {', '.join(failed)} must serve it and cannot. Export for "
+            f"the oldest release you serve with (make export TF_SERVING_VERSION={target}), or "
+            "serve with a release that passes."
+        )
+        return 1
+    return 0
+
+
+def describe_format(modules: list[saved_model_lib.XlaCallModuleInfo]) -> str:
+    """What the XlaCallModule ops need, and the releases that the format table says read them."""
+    if not modules:
+        return "  No XlaCallModule op: the model needs no particular TensorFlow Serving release."
+    lines = [
+        f"  XlaCallModule ({count} {'op' if count == 1 else 'ops'}): calling convention "
+        f"{m.calling_convention_version}, StableHLO {m.stablehlo_version}, "
+        f"platforms {','.join(m.platforms)}"
+        for m, count in collections.Counter(modules).items()
+    ]
+    runtimes = saved_model_lib.TF_SERVING_RUNTIMES
+    readers = [r for r in runtimes if not saved_model_lib.format_problems(modules, runtimes[r])]
+    if readers:
+        oldest = min(readers, key=release_key)
+        lines.append(
+            f"  By the format table, TensorFlow Serving {oldest} and newer read it "
+            "(make compat runs it to prove it)."
+        )
+    else:
+        lines.append(
+            "  The format table promises no release up to "
+            f"{max(runtimes, key=release_key)} for it; make compat runs it to tell which can."
+        )
+    return "\n".join(lines)
+
+
+def _failed(error: str) -> dict:
+    return dict(
+        tensorflow=None, loads=False, runs=False, max_abs_diff=None, matches=False, error=error
+    )
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "no message"
+
+
+if __name__ == "__main__":
+    app.run(main)
