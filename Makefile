@@ -146,7 +146,7 @@ serve: $(STAMP) ## Serve MODEL on GRPC_PORT and REST_PORT (SERVER=auto|docker|bi
 
 serve-check:
 	@$(SERVER_CTL) check --model_base_path=$(MODEL_PATH)/$(MODEL) --ports=$(GRPC_PORT),$(REST_PORT) \
-		--tf_serving_version='$(TF_SERVING_VERSION)' $(if $(GPU_ON),--gpu)
+		--serving_release='$(TF_SERVING_VERSION)' $(if $(GPU_ON),--gpu)
 	@mkdir -p $(RUN_DIR)
 
 # The walkthrough's command, detached (-d) so that make returns; `docker logs

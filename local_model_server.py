@@ -101,6 +101,12 @@ flags.DEFINE_boolean(
     "Accepted for command-line compatibility with tensorflow_model_server. TensorFlow's "
     "Python runtime always compiles jit_compile functions with XLA.",
 )
+flags.DEFINE_boolean(
+    "xla_gpu_compilation_enabled",
+    False,
+    "Accepted for command-line compatibility with tensorflow_model_server (GPU=1). TensorFlow "
+    "runs the model on a GPU if it sees one.",
+)
 
 DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 _State = get_model_status_pb2.ModelVersionStatus.State

@@ -13,6 +13,7 @@ benchmark.
 """
 
 import contextlib
+import json
 import os
 import pathlib
 import signal
@@ -33,6 +34,10 @@ _PID = flags.DEFINE_integer("pid", None, "wait: the server's process; stop waiti
 _CONTAINER = flags.DEFINE_string(
     "container", None, "wait: the server's Docker container; stop waiting if it exits."
 )
+_GPU = flags.DEFINE_boolean("gpu", False, "check: the server runs the model on a GPU.")
+_SERVING_RELEASE = flags.DEFINE_string(
+    "serving_release", "", "check: the TensorFlow Serving release that will serve (2.19, 2.19.1)."
+)
 _LOG = flags.DEFINE_string("log", None, "wait: the server's log, whose tail a failure shows.")
 _TIMEOUT = flags.DEFINE_float("timeout", 300, "wait: seconds to wait for AVAILABLE.")
 
@@ -50,6 +55,8 @@ def check() -> None:
     ]
     if not versions:
         fail(f"{base} holds no version directory (1, 2, ...). Export one first: make export")
+    newest = max(versions, key=int)
+    _check_export_fits(os.path.join(base, newest), newest)
     for port in _PORTS.value:
         with socket.socket() as s:
             if s.connect_ex((_HOST.value, int(port))) == 0:
@@ -58,6 +65,40 @@ def check() -> None:
                     "running (make status; make stop), or pick other ports "
                     "(make serve GRPC_PORT=... REST_PORT=...)."
                 )
+
+
+def _check_export_fits(version_dir: str, version: str) -> None:
+    """The newest version was exported for this server's device and release, as far as it says."""
+    try:
+        with open(os.path.join(version_dir, "assets.extra", "export_info.json")) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return  # Not exported by this project: nothing recorded to check.
+    platforms = info.get("platforms") or ["cpu"]
+    if _GPU.value and "cuda" not in platforms:
+        fail(
+            f"version {version} was exported for {','.join(platforms)} only, and a GPU server "
+            "answers each request with 'The current platform CUDA is not among the platforms "
+            f"required by the module: [{', '.join(p.upper() for p in platforms)}]'. Export for "
+            "both: make export PLATFORMS=cpu,cuda"
+        )
+    serving, exported = _SERVING_RELEASE.value, info.get("tf_serving_version")
+    if serving and (not exported or _release(exported) > _release(serving)):
+        made_for = f"TensorFlow Serving {exported}" if exported else "JAX's newest format"
+        print(
+            f"warning: version {version} was exported for {made_for}, which TensorFlow Serving "
+            f"{serving} may fail to run. Check: make compat TF_SERVING_VERSION={serving}; or "
+            f"export for it: make export TF_SERVING_VERSION={serving}",
+            file=sys.stderr,
+        )
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """ "2.19.1" -> (2, 19): TensorFlow Serving X.Y runs TensorFlow X.Y."""
+    try:
+        return tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        fail(f"TF_SERVING_VERSION={version!r} is not a release number such as 2.19 or 2.19.1.")
 
 
 def wait() -> None:

@@ -1,5 +1,6 @@
 """The Makefile and env.sh: defaults, overrides, the walkthrough's commands, clean."""
 
+import json
 import os
 import re
 import shlex
@@ -11,6 +12,7 @@ import pytest
 from absl import flags
 from conftest import export_model, free_port, run
 
+import saved_model_lib
 import saved_model_main  # noqa: F401  (defines the export's flags)
 
 
@@ -97,6 +99,7 @@ def test_make_n_export_passes_the_options():
             "OVERWRITE=1",
             "PLATFORMS=cpu,cuda",
             "MODEL_VERSION=5",
+            "TF_SERVING_VERSION=2.16",
         )
         if "saved_model_main.py" in c
     ]
@@ -107,6 +110,7 @@ def test_make_n_export_passes_the_options():
         "--overwrite",
         "--platforms=cpu,cuda",
         "--model_version=5",
+        "--tf_serving_version=2.16",
     ):
         assert flag in shlex.split(command)
 
@@ -116,6 +120,7 @@ def test_python_flag_defaults_mirror_env_sh():
     assert flags.FLAGS["model"].default == defaults["MODEL"]
     assert flags.FLAGS["model_path"].default == defaults["MODEL_PATH"]
     assert str(flags.FLAGS["serving_batch_size"].default) == defaults["SERVING_BATCH_SIZE_SAVE"]
+    assert flags.FLAGS["tf_serving_version"].default == defaults["TF_SERVING_VERSION"] == ""
 
 
 def flag_defaults(script: str) -> dict[str, str]:
@@ -367,3 +372,150 @@ def test_inspect_without_a_version_says_to_export(tmp_path):
     assert f"no version under {tmp_path}/mnist_flax. Run 'make export' first." in result.stderr
     result = run(["make", "inspect", f"MODEL_PATH={tmp_path}", "MODEL_VERSION=3"])
     assert result.returncode != 0 and f"no SavedModel at {tmp_path}/mnist_flax/3" in result.stderr
+
+
+# ---- TF_SERVING_VERSION and GPU ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "variables, image",
+    [
+        pytest.param([], "tensorflow/serving:nightly", id="default"),
+        pytest.param(["TF_SERVING_VERSION=2.19"], "tensorflow/serving:2.19.1", id="release"),
+        pytest.param(["TF_SERVING_VERSION=2.18.0"], "tensorflow/serving:2.18.0", id="full-number"),
+        pytest.param(["TF_SERVING_VERSION=2.21"], "tensorflow/serving:nightly", id="no-image-yet"),
+        pytest.param(["GPU=1"], "tensorflow/serving:nightly-gpu", id="gpu"),
+        pytest.param(
+            ["TF_SERVING_VERSION=2.16", "GPU=1"], "tensorflow/serving:2.16.1-gpu", id="both"
+        ),
+        pytest.param(
+            ["TF_SERVING_VERSION=2.16", "DOCKER_IMAGE=my/serving:1"], "my/serving:1", id="given"
+        ),
+    ],
+)
+def test_docker_image_follows_tf_serving_version_and_gpu(variables, image):
+    assert make_env(*variables)["DOCKER_IMAGE"] == image
+    sourced = env_sh(env=dict(v.split("=", 1) for v in variables))
+    assert sourced["DOCKER_IMAGE"] == image
+
+
+@pytest.mark.parametrize("release", sorted(saved_model_lib.TF_SERVING_RUNTIMES))
+def test_every_release_of_the_format_table_has_an_image(release):
+    image = make_env(f"TF_SERVING_VERSION={release}")["DOCKER_IMAGE"]
+    # env.sh's table names an image tag for it, rather than passing "2.19" through.
+    assert re.fullmatch(r"tensorflow/serving:(\d+\.\d+\.\d+|nightly)", image), image
+
+
+def test_make_n_serve_docker_on_a_gpu(tmp_path):
+    variables = server_vars(tmp_path, server="docker")
+    (tmp_path / "models" / "mnist_flax" / "1").mkdir(parents=True)
+    lines = dry_run("serve", "GPU=1", "TF_SERVING_VERSION=2.19", *variables)
+    (command,) = [line for line in lines if line.startswith("docker run")]
+    args = shlex.split(command)
+    assert args[args.index("--gpus") + 1] == "all"
+    assert args[-3:] == [
+        "tensorflow/serving:2.19.1-gpu",
+        "--xla_cpu_compilation_enabled=true",
+        "--xla_gpu_compilation_enabled=true",
+    ]
+    (check,) = [line for line in lines if " check " in line]
+    assert "--serving_release=2.19" in shlex.split(check) and "--gpu" in shlex.split(check)
+
+
+@pytest.mark.parametrize("kind", ["binary", "local"])
+def test_make_n_serve_binary_and_local_on_a_gpu(tmp_path, kind):
+    lines = dry_run("serve", "GPU=1", *server_vars(tmp_path, server=kind))
+    (command,) = [line for line in lines if line.startswith("nohup")]
+    assert shlex.split(command.split(" > ")[0])[-2:] == [
+        "--xla_cpu_compilation_enabled=true",
+        "--xla_gpu_compilation_enabled=true",
+    ]
+
+
+def test_local_server_takes_the_gpu_flag():
+    result = run(["python", "local_model_server.py", "--helpshort"])
+    assert "--[no]xla_gpu_compilation_enabled" in result.stdout
+
+
+def write_export_info(version_dir, **info) -> None:
+    (version_dir / "assets.extra").mkdir(parents=True)
+    (version_dir / "assets.extra" / "export_info.json").write_text(json.dumps(info))
+
+
+def serve_check(base_path, *flags_: str):
+    return run(
+        [
+            ".venv/bin/python",
+            "server_ctl.py",
+            "check",
+            "--model_name=m",
+            f"--model_base_path={base_path}",
+            *flags_,
+        ]
+    )
+
+
+def test_serve_check_refuses_a_gpu_server_for_a_cpu_export(tmp_path):
+    write_export_info(tmp_path / "1", platforms=["cpu", "cuda"])
+    write_export_info(tmp_path / "2", platforms=["cpu"])
+    result = serve_check(tmp_path, "--gpu")
+    assert result.returncode == 1
+    assert (
+        "error: version 2 was exported for cpu only, and a GPU server answers each request with "
+        "'The current platform CUDA is not among the platforms required by the module: [CPU]'. "
+        "Export for both: make export PLATFORMS=cpu,cuda"
+    ) in result.stderr
+    assert serve_check(tmp_path).returncode == 0  # A CPU server runs it.
+    write_export_info(tmp_path / "3", platforms=["cpu", "cuda"])
+    assert serve_check(tmp_path, "--gpu").returncode == 0
+
+
+@pytest.mark.parametrize(
+    "exported_for, serving, warns",
+    [
+        pytest.param("2.16", "2.19", False, id="older-export"),
+        pytest.param("2.19", "2.19.1", False, id="same-release"),
+        pytest.param("2.19", "2.16", True, id="newer-export"),
+        pytest.param(None, "2.19", True, id="jax-newest-format"),
+        pytest.param(None, "", False, id="release-not-given"),
+    ],
+)
+def test_serve_check_warns_when_the_release_may_not_run_the_export(
+    tmp_path, exported_for, serving, warns
+):
+    write_export_info(tmp_path / "1", platforms=["cpu"], tf_serving_version=exported_for)
+    result = serve_check(tmp_path, f"--serving_release={serving}")
+    assert result.returncode == 0, result.stderr
+    assert ("warning: version 1 was exported for" in result.stderr) == warns
+    if warns:
+        assert f"make compat TF_SERVING_VERSION={serving}" in result.stderr
+
+
+def test_make_n_compat_passes_the_variables():
+    (command,) = dry_run(
+        "compat", "COMPAT_VERSIONS=2.16  2.21", "TF_SERVING_VERSION=2.16", "MODEL_VERSION=3"
+    )
+    args = shlex.split(command)
+    assert args[:2] == [".venv/bin/python", "compat.py"]
+    for flag in (
+        "--versions=2.16,2.21",
+        "--tf_serving_version=2.16",
+        "--model_version=3",
+        "--venv_dir=.compat",
+    ):
+        assert flag in args
+    (command,) = dry_run("compat")
+    assert not any(
+        a.startswith(("--versions", "--tf_serving", "--model_version"))
+        for a in shlex.split(command)
+    )
+
+
+def test_inspect_shows_what_the_ops_need(tmp_path):
+    export_model(tmp_path, model="mnist_pure_jax", num_epochs=0, tf_serving_version="2.19")
+    result = run(["make", "inspect", f"MODEL_PATH={tmp_path}", "MODEL=mnist_pure_jax"])
+    assert result.returncode == 0, result.stderr
+    assert "signature_def['serving_default']" in result.stdout
+    assert "XlaCallModule (2 ops): calling convention 9, StableHLO 1.9.1, platforms CPU" in (
+        result.stdout
+    )

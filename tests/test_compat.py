@@ -1,0 +1,328 @@
+"""Exports for a TensorFlow Serving release: the format table, the export, and `make compat`."""
+
+import contextlib
+import itertools
+import json
+import os
+import sys
+import types
+
+import numpy as np
+import pytest
+from conftest import ROOT, run
+from jax._src.export import _export
+
+import check_savedmodel
+import saved_model_lib
+from saved_model_lib import ExportFormatError, ServingRuntime, XlaCallModuleInfo
+
+
+def version_of(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+# ---- The format table ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "given, release",
+    [
+        pytest.param("2.16", "2.16", id="oldest"),
+        pytest.param("2.19.1", "2.19", id="full-release-number"),
+        pytest.param(" 2.21 ", "2.21", id="spaces"),
+        pytest.param("2.20.0rc1", "2.20", id="release-candidate"),
+    ],
+)
+def test_serving_runtime_reads_the_release(given, release):
+    assert saved_model_lib.serving_runtime(given) == saved_model_lib.TF_SERVING_RUNTIMES[release]
+
+
+def test_the_table_grows_with_the_releases():
+    releases = sorted(saved_model_lib.TF_SERVING_RUNTIMES, key=saved_model_lib.release_key)
+    assert releases[0] == "2.16"
+    runtimes = [saved_model_lib.TF_SERVING_RUNTIMES[r] for r in releases]
+    for older, newer in itertools.pairwise(runtimes):
+        assert newer.calling_convention_version >= older.calling_convention_version
+        assert version_of(newer.stablehlo_version) > version_of(older.stablehlo_version)
+
+
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        pytest.param(
+            "2.15",
+            "TensorFlow Serving 2.15 cannot run this export: its TensorFlow reads XlaCallModule "
+            "calling convention 8 at most",
+            id="older-than-2.16",
+        ),
+        pytest.param("2.6.2", "Serve with TensorFlow Serving 2.16 or newer", id="kserve-default"),
+        pytest.param("2.22", "is newer than the releases this export knows", id="unknown-newer"),
+        pytest.param("nightly", "is not a release number", id="not-a-number"),
+        pytest.param("2", "is not a release number", id="major-only"),
+    ],
+)
+def test_serving_runtime_refuses_with_advice(given, message):
+    with pytest.raises(ExportFormatError, match=message.replace(".", r"\.")):
+        saved_model_lib.serving_runtime(given)
+
+
+def test_stablehlo_producer_reads_the_bytecode_header():
+    header = b"ML\xefR\rStableHLO_v1.9.1\x00\x01?\x05"
+    assert saved_model_lib.stablehlo_producer(header) == "1.9.1"
+    # A bytecode version of two varint bytes.
+    assert saved_model_lib.stablehlo_producer(b"ML\xefR\x02\x05StableHLO_v0.17.7\x00") == "0.17.7"
+    assert saved_model_lib.stablehlo_producer(b"not bytecode") == "unknown"
+    assert saved_model_lib.stablehlo_producer(b"ML\xefR\rMLIR20.0.0\x00") == "unknown"
+
+
+def test_format_problems_name_each_excess():
+    runtime = ServingRuntime(9, "1.9.1")
+    fits = XlaCallModuleInfo(9, ("CPU",), "1.9.1")
+    assert saved_model_lib.format_problems([fits], runtime) == []
+    too_new = XlaCallModuleInfo(10, ("CPU",), "1.15.0")
+    assert saved_model_lib.format_problems([fits, too_new], runtime) == [
+        "StableHLO 1.15.0 > 1.9.1",
+        "calling convention 10 > 9",
+    ]
+    unknown = XlaCallModuleInfo(9, ("CPU",), "unknown")
+    assert saved_model_lib.format_problems([unknown], runtime) == ["StableHLO unknown > 1.9.1"]
+
+
+def test_export_format_restores_jax_even_when_the_export_fails():
+    import jax
+
+    pick = _export.hlo.get_version_from_compatibility_requirement
+    convention = jax.config.jax_export_calling_convention_version
+    requirement = _export.hlo.StablehloCompatibilityRequirement.WEEK_4
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        saved_model_lib.export_format(ServingRuntime(9, "1.1.1")),
+    ):
+        assert jax.config.jax_export_calling_convention_version == 9
+        assert _export.hlo.get_version_from_compatibility_requirement(requirement) == "1.1.1"
+        raise RuntimeError("boom")
+    assert _export.hlo.get_version_from_compatibility_requirement is pick
+    assert jax.config.jax_export_calling_convention_version == convention
+
+
+def test_export_format_fails_clearly_if_jax_moved_its_private_function(monkeypatch):
+    monkeypatch.setattr(_export, "hlo", types.SimpleNamespace())
+    with (
+        pytest.raises(ExportFormatError, match="no longer chooses its StableHLO version"),
+        saved_model_lib.export_format(ServingRuntime(9, "1.9.1")),
+    ):
+        pass
+
+
+# ---- The export ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("release", ["2.16", "2.19"])
+def test_export_for_a_release_writes_its_format(export, release):
+    path = export(model="mnist_pure_jax", tf_serving_version=release)
+    runtime = saved_model_lib.TF_SERVING_RUNTIMES[release]
+    modules = saved_model_lib.xla_call_modules(path)
+    assert modules, "a jax2tf export holds XlaCallModule ops"
+    for module in modules:
+        assert module.calling_convention_version == 9
+        assert version_of(module.stablehlo_version) <= version_of(runtime.stablehlo_version)
+        assert module.platforms == ("CPU",)
+    with open(os.path.join(path, "assets.extra", "export_info.json")) as f:
+        info = json.load(f)
+    assert info["tf_serving_version"] == release
+    assert info["xla_call_modules"] == [
+        {"calling_convention_version": 9, "platforms": ["CPU"], "stablehlo_version": "0.17.7"}
+        if release == "2.16"
+        else {"calling_convention_version": 9, "platforms": ["CPU"], "stablehlo_version": "1.9.1"}
+    ]
+
+
+def test_default_export_writes_jax_newest_format(export):
+    import jax
+
+    path = export(model="mnist_pure_jax", num_epochs=0)
+    (module,) = set(saved_model_lib.xla_call_modules(path))
+    assert module.calling_convention_version == jax.config.jax_export_calling_convention_version
+    assert module.stablehlo_version != "unknown"
+
+
+def test_export_refuses_a_release_before_training(export, tmp_path):
+    with pytest.raises(ExportFormatError, match=r"Serve with TensorFlow Serving 2\.16 or newer"):
+        export(model="mnist_pure_jax", tf_serving_version="2.15")
+    assert not (tmp_path / "mnist_pure_jax").exists()
+
+
+def test_make_export_says_why_an_old_release_cannot_serve(tmp_path):
+    result = run(
+        ["make", "export", "MOCK_DATA=1", f"MODEL_PATH={tmp_path}", "TF_SERVING_VERSION=2.14"]
+    )
+    assert result.returncode != 0
+    assert "error: TensorFlow Serving 2.14 cannot run this export" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "mnist_flax").exists()
+
+
+def test_export_never_claims_a_release_it_does_not_fit(export, tmp_path, monkeypatch):
+    # As if a JAX upgrade stopped honouring export_format: the newest format is written.
+    monkeypatch.setattr(saved_model_lib, "export_format", lambda runtime: contextlib.nullcontext())
+    with pytest.raises(ExportFormatError, match="export_format no longer controls JAX's format"):
+        export(model="mnist_pure_jax", num_epochs=0, tf_serving_version="2.19")
+    assert saved_model_lib.versions(str(tmp_path / "mnist_pure_jax")) == []
+
+
+# ---- check_savedmodel.py, with this venv's TensorFlow ------------------------------
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """One export for TensorFlow Serving 2.16, shared by the checks below."""
+    from conftest import export_model
+
+    return export_model(
+        tmp_path_factory.mktemp("models"), model="mnist_pure_jax", tf_serving_version="2.16"
+    )
+
+
+def test_validation_batch_holds_the_jax_answers(exported):
+    batch = np.load(os.path.join(exported, saved_model_lib.VALIDATION_FILE))
+    assert batch["inputs"].shape == (8, 28, 28, 1) and batch["outputs"].shape == (8, 10)
+    assert float(batch["atol"]) == 1e-5 and float(batch["rtol"]) == 1e-5
+    assert check_savedmodel.VALIDATION_FILE == saved_model_lib.VALIDATION_FILE
+
+
+def test_check_savedmodel_loads_runs_and_matches(exported):
+    result = check_savedmodel.check(exported, "serving_default")
+    assert result["loads"] and result["runs"] and result["matches"], result
+    assert result["max_abs_diff"] < 1e-5 and result["error"] is None
+
+
+def test_check_savedmodel_reports_a_mismatch_and_a_missing_batch(exported, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    batch_file = copy / saved_model_lib.VALIDATION_FILE
+    batch = dict(np.load(batch_file))
+    batch["outputs"] = batch["outputs"] + 0.5
+    np.savez(batch_file, **batch)
+    result = check_savedmodel.check(str(copy), "serving_default")
+    assert result["runs"] and not result["matches"]
+    assert result["max_abs_diff"] == pytest.approx(0.5, abs=1e-4)
+    assert "outputs differ from JAX's by up to 0.5" in result["error"]
+
+    os.remove(batch_file)
+    result = check_savedmodel.check(str(copy), "serving_default")
+    assert not result["matches"] and "no validation batch" in result["error"]
+
+
+def test_check_savedmodel_prints_one_json_line_and_its_exit_status(exported):
+    result = run([sys.executable, "check_savedmodel.py", f"--saved_model_dir={exported}"])
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1])["matches"] is True
+
+
+# ---- compat.py, offline: "virtualenvs" that are this venv's Python ---------------
+
+
+def fake_venvs(root, *releases: str) -> str:
+    """A --venv_dir where each release's Python is this one (TensorFlow 2.21), installed."""
+    for release in releases:
+        bin_dir = root / f"tf-{release}" / "bin"
+        bin_dir.mkdir(parents=True)
+        # A wrapper, not a link: a link outside a venv would not find the venv's packages.
+        (bin_dir / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
+        (bin_dir / "python").chmod(0o755)
+        (root / f"tf-{release}" / ".installed").write_text("fake\n")
+    return str(root)
+
+
+def run_compat(exported, *args: str) -> "subprocess.CompletedProcess":  # noqa: F821
+    model_path, model = os.path.split(os.path.dirname(exported))
+    return run(
+        [sys.executable, "compat.py", f"--model_path={model_path}", f"--model={model}", *args]
+    )
+
+
+def test_compat_table_for_a_release_that_runs_the_model(exported, tmp_path):
+    venvs = fake_venvs(tmp_path, "2.21")
+    result = run_compat(exported, "--versions=2.21", f"--venv_dir={venvs}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Must serve it: TensorFlow Serving 2.16 and newer (the export's TF_SERVING_VERSION)" in (
+        result.stdout
+    )
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("| 2.21 ")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[:4] == ["2.21", "2.21.0", "yes", "yes"] and cells[5] == ""
+    assert float(cells[4]) < 1e-5
+    assert "1/1 releases run mnist_pure_jax version 1 as JAX does." in result.stdout
+
+
+def test_compat_fails_when_a_required_release_fails(exported, tmp_path):
+    # A "2.16" virtualenv that holds another TensorFlow cannot vouch for 2.16.
+    venvs = fake_venvs(tmp_path, "2.16", "2.21")
+    result = run_compat(exported, "--versions=2.16,2.21", f"--venv_dir={venvs}")
+    assert result.returncode == 1
+    assert "runs TensorFlow 2.21.0, not 2.16" in result.stdout
+    assert "FAILED: TensorFlow Serving 2.16 must serve it and cannot." in result.stdout
+    # Not required when the target is newer: the same table, exit status 0.
+    result = run_compat(
+        exported, "--versions=2.16,2.21", f"--venv_dir={venvs}", "--tf_serving_version=2.20"
+    )
+    assert result.returncode == 0, result.stdout
+    assert "1/2 releases run" in result.stdout
+
+
+def test_compat_reports_an_install_that_fails(exported, tmp_path):
+    result = run(
+        [
+            sys.executable,
+            "compat.py",
+            f"--model_path={os.path.dirname(os.path.dirname(exported))}",
+            "--model=mnist_pure_jax",
+            "--versions=2.17",
+            f"--venv_dir={tmp_path}",
+        ],
+        env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""},
+    )
+    assert result.returncode == 1
+    assert "could not install tensorflow-cpu==2.17.*" in result.stdout
+    assert not (tmp_path / "tf-2.17" / ".installed").exists()
+
+
+def test_compat_without_a_version_says_to_export(tmp_path):
+    result = run([sys.executable, "compat.py", f"--model_path={tmp_path}", "--norun"])
+    assert result.returncode == 1
+    assert f"error: no version  under {tmp_path}/mnist_flax: export one first" in result.stderr
+
+
+def test_compat_norun_describes_the_ops(exported):
+    result = run_compat(exported, "--norun")
+    assert result.returncode == 0, result.stderr
+    assert "XlaCallModule (2 ops): calling convention 9, StableHLO 0.17.7, platforms CPU" in (
+        result.stdout
+    )
+    assert "By the format table, TensorFlow Serving 2.16 and newer read it" in result.stdout
+    assert "| TF Serving |" not in result.stdout
+
+
+def test_compat_norun_of_jax_newest_format_promises_nothing(export, tmp_path):
+    export(model="mnist_pure_jax", num_epochs=0)
+    result = run(
+        [
+            sys.executable,
+            "compat.py",
+            f"--model_path={tmp_path}",
+            "--model=mnist_pure_jax",
+            "--norun",
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+    assert "calling convention 10" in result.stdout
+    assert "The format table promises no release up to 2.21 for it" in result.stdout
+
+
+def test_compat_venv_dir_default_is_the_makefile_one():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "COMPAT_DIR := .compat\n" in makefile
+    result = run([sys.executable, "compat.py", "--helpfull"])
+    assert f"(default: '{ROOT / '.compat'}')" in result.stdout
