@@ -183,12 +183,10 @@ def main(argv: list[str]) -> None:
 
 def run() -> int:
     base_dir = os.path.join(_MODEL_PATH.value, _MODEL.value)
-    version = _MODEL_VERSION.value or max(saved_model_lib.versions(base_dir), default=0)
-    saved_model_dir = saved_model_lib.version_dir(base_dir, version)
-    if saved_model_dir is None:
-        raise CompatError(
-            f"no version {version or ''} under {base_dir}: export one first (make export)."
-        )
+    try:
+        version, saved_model_dir = saved_model_lib.find_version(base_dir, _MODEL_VERSION.value)
+    except LookupError as e:
+        raise CompatError(f"{e}: export one first (make export).") from e
     print(f"{_MODEL.value} version {version} ({saved_model_dir}):")
     print(describe_format(saved_model_lib.xla_call_modules(saved_model_dir)), flush=True)
     if not _RUN.value:

@@ -134,17 +134,40 @@ def convert_and_save_model(
     if polymorphic_shapes is not None and len(input_signatures) != 1:
         raise ValueError("a batch-polymorphic export takes exactly one input signature")
     runtime = serving_runtime(tf_serving_version) if tf_serving_version else None
+    # jax2tf serializes the function when it is traced, here and when saving.
     with export_format(runtime):
-        _convert_and_save(
+        tf_fn = jax2tf.convert(
             jax_fn,
+            polymorphic_shapes=[None, polymorphic_shapes],
+            with_gradient=with_gradient,
+            native_serialization_platforms=tuple(platforms),
+        )
+        param_vars = jax.tree_util.tree_map_with_path(
+            lambda path, value: tf.Variable(
+                value, trainable=with_gradient, name=_variable_name(path) or "param"
+            ),
             params,
+        )
+        # The argument's name becomes the signature's input name (INPUT_NAME), the
+        # key of every gRPC and REST request.
+        tf_graph = tf.function(
+            lambda inputs: tf_fn(param_vars, inputs), autograph=False, jit_compile=compile_model
+        )
+        serving_fn = tf_graph.get_concrete_function(input_signatures[0])
+        for signature in input_signatures[1:]:
+            tf_graph.get_concrete_function(signature)
+        module = tf.Module()
+        # Tracked attributes: the variables are saved, and the reloaded object is
+        # callable with the traced shapes (TF Hub's "reusable SavedModel" layout).
+        # In-process, the concrete functions of the reloaded __call__ are the
+        # cheapest call: one XLA launch, without the signature's graph wrapper.
+        module.params = param_vars
+        module.__call__ = tf_graph
+        tf.saved_model.save(
+            module,
             model_dir,
-            input_signatures,
-            polymorphic_shapes,
-            with_gradient,
-            compile_model,
-            platforms,
-            save_model_options,
+            signatures={tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: serving_fn},
+            options=save_model_options,
         )
     if runtime:
         problems = format_problems(xla_call_modules(model_dir), runtime)
@@ -152,54 +175,8 @@ def convert_and_save_model(
             raise ExportFormatError(
                 f"JAX {jax.__version__} wrote ops that TensorFlow Serving {tf_serving_version} "
                 f"cannot read ({'; '.join(problems)}): export_format no longer controls JAX's "
-                "format. Pin the jax of requirements.txt, or update export_format."
+                "format. Use the JAX version this file was tested with, or update export_format."
             )
-
-
-def _convert_and_save(
-    jax_fn,
-    params,
-    model_dir,
-    input_signatures,
-    polymorphic_shapes,
-    with_gradient,
-    compile_model,
-    platforms,
-    save_model_options,
-) -> None:
-    tf_fn = jax2tf.convert(
-        jax_fn,
-        polymorphic_shapes=[None, polymorphic_shapes],
-        with_gradient=with_gradient,
-        native_serialization_platforms=tuple(platforms),
-    )
-    param_vars = jax.tree_util.tree_map_with_path(
-        lambda path, value: tf.Variable(
-            value, trainable=with_gradient, name=_variable_name(path) or "param"
-        ),
-        params,
-    )
-    # The argument's name becomes the signature's input name (INPUT_NAME), the
-    # key of every gRPC and REST request.
-    tf_graph = tf.function(
-        lambda inputs: tf_fn(param_vars, inputs), autograph=False, jit_compile=compile_model
-    )
-    serving_fn = tf_graph.get_concrete_function(input_signatures[0])
-    for signature in input_signatures[1:]:
-        tf_graph.get_concrete_function(signature)
-    module = tf.Module()
-    # Tracked attributes: the variables are saved, and the reloaded object is
-    # callable with the traced shapes (TF Hub's "reusable SavedModel" layout).
-    # In-process, the concrete functions of the reloaded __call__ are the
-    # cheapest call: one XLA launch, without the signature's graph wrapper.
-    module.params = param_vars
-    module.__call__ = tf_graph
-    tf.saved_model.save(
-        module,
-        model_dir,
-        signatures={tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: serving_fn},
-        options=save_model_options,
-    )
 
 
 def release_of(tf_serving_version: str) -> str:
@@ -431,6 +408,17 @@ def publish_version(
         if aside:
             shutil.rmtree(aside, ignore_errors=True)
     return target
+
+
+def find_version(base_dir: str, version: int | None = None) -> tuple[int, str]:
+    """`version` (default: the newest) and its directory; LookupError if there is none."""
+    version = version or max(versions(base_dir), default=0)
+    path = version_dir(base_dir, version)
+    if path is None:
+        raise LookupError(
+            f"no version {version} under {base_dir}" if version else f"no version under {base_dir}"
+        )
+    return version, path
 
 
 def version_dir(base_dir: str, version: int) -> str | None:

@@ -215,12 +215,10 @@ def train_and_export() -> str:
 def check_existing() -> str:
     """--nogenerate_model: run MODEL_VERSION (default: the newest) on test data."""
     base_dir = os.path.join(_MODEL_PATH.value, _MODEL.value)
-    version = _MODEL_VERSION.value or max(saved_model_lib.versions(base_dir), default=0)
-    path = saved_model_lib.version_dir(base_dir, version)
-    if path is None:
-        raise ExportError(
-            f"no version {version or ''} under {base_dir}: export one first (make export)."
-        )
+    try:
+        _, path = saved_model_lib.find_version(base_dir, _MODEL_VERSION.value)
+    except LookupError as e:
+        raise ExportError(f"{e}: export one first (make export).") from e
     serve = _serving_signature(path)
     test_data = mnist_data.load_from_flags("test")
     correct = 0

@@ -292,7 +292,7 @@ def test_compat_reports_an_install_that_fails(exported, tmp_path):
 def test_compat_without_a_version_says_to_export(tmp_path):
     result = run([sys.executable, "compat.py", f"--model_path={tmp_path}", "--norun"])
     assert result.returncode == 1
-    assert f"error: no version  under {tmp_path}/mnist_flax: export one first" in result.stderr
+    assert f"error: no version under {tmp_path}/mnist_flax: export one first" in result.stderr
 
 
 def test_compat_norun_describes_the_ops(exported):
