@@ -43,7 +43,9 @@ EXPORT_FLAGS := $(if $(NUM_EPOCHS),--num_epochs=$(NUM_EPOCHS)) $(DATA_FLAGS) \
 	$(if $(filter 1 true yes,$(OVERWRITE)),--overwrite) $(if $(PLATFORMS),--platforms=$(PLATFORMS)) \
 	$(if $(TF_SERVING_VERSION),--tf_serving_version=$(TF_SERVING_VERSION))
 GPU_ON := $(filter 1 true yes,$(GPU))
-# The version that `make inspect` and `make compat` look at: MODEL_VERSION if given, else the newest.
+# --model_version only when the user chose one. Otherwise the script takes the
+# next free version when it publishes, so that concurrent exports take 1 and 2;
+# `make inspect` and `make compat` look at the newest.
 VERSION_FLAG := $(if $(MODEL_VERSION_GIVEN),--model_version=$(MODEL_VERSION_GIVEN))
 
 # Files of the server that `make serve` started; `make stop` stops only that one.
@@ -106,8 +108,8 @@ $(STAMP): requirements.txt
 
 # ---- Export ------------------------------------------------------------------
 export: $(STAMP) ## Train MODEL and export it to MODEL_PATH/MODEL/MODEL_VERSION
-	$(PY) saved_model_main.py --model=$(MODEL) --model_path=$(MODEL_PATH) \
-		--model_version=$(MODEL_VERSION) --serving_batch_size=$(SERVING_BATCH_SIZE_SAVE) \
+	$(PY) saved_model_main.py --model=$(MODEL) --model_path=$(MODEL_PATH) $(VERSION_FLAG) \
+		--serving_batch_size=$(SERVING_BATCH_SIZE_SAVE) \
 		--compile_model --noshow_model $(strip $(EXPORT_FLAGS))
 
 # The newest version, unless MODEL_VERSION was given.

@@ -65,8 +65,8 @@ _MODEL_VERSION = flags.DEFINE_integer(
     "model_version",
     None,
     "Version number of the SavedModel; a model server serves the highest. "
-    "Default: 1 + the highest existing version.",
-    lower_bound=0,
+    "Default: 1 + the highest existing version when the export is published.",
+    lower_bound=1,
 )
 _SERVING_BATCH_SIZE = flags.DEFINE_integer(
     "serving_batch_size",

@@ -81,7 +81,6 @@ def test_make_n_export_shows_the_walkthrough_command(tmp_path):
     assert args[2:] == [
         "--model=mnist_pure_jax",
         f"--model_path={tmp_path}",
-        "--model_version=1",
         "--serving_batch_size=16",
         "--compile_model",
         "--noshow_model",
@@ -113,6 +112,27 @@ def test_make_n_export_passes_the_options():
         "--tf_serving_version=2.16",
     ):
         assert flag in shlex.split(command)
+
+
+def test_make_export_passes_model_version_only_when_the_user_chose_it(tmp_path):
+    def version_flags(*args, env=None):
+        (command,) = [c for c in dry_run("export", *args, env=env) if "saved_model_main" in c]
+        return [a for a in shlex.split(command) if a.startswith("--model_version")]
+
+    fresh = {"MODEL_PATH": str(tmp_path)}
+    assert version_flags(env=fresh) == []
+    assert version_flags("MODEL_VERSION=4", env=fresh) == ["--model_version=4"]
+    assert version_flags(env={**fresh, "MODEL_VERSION": "4"}) == ["--model_version=4"]
+    # Values that `source env.sh` computed are env.sh's choice, not the user's.
+    sourced = env_sh(env=fresh)
+    chosen = {**fresh, "MODEL_VERSION": sourced["MODEL_VERSION"], "ENV_SH_MODEL_VERSION": "1"}
+    assert version_flags(env=chosen) == []
+
+
+def test_model_version_zero_is_refused():
+    result = run([".venv/bin/python", "saved_model_main.py", "--model_version=0"])
+    assert result.returncode == 1
+    assert "flag --model_version=0: 0 is not a positive integer" in result.stderr
 
 
 def test_python_flag_defaults_mirror_env_sh():

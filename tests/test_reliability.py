@@ -19,6 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
+import saved_model_lib
+import saved_model_main
 from models import mnist_data
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
@@ -349,18 +351,57 @@ def test_concurrent_exports_never_share_a_version(tmp_path, explicit_version):
     if explicit_version:
         flags_.append("--model_version=1")
     processes = [export_cli(*flags_) for _ in range(2)]
-    results = [(p.wait(timeout=300), p.communicate()[1]) for p in processes]
+    results = [(p.communicate(timeout=300)[1], p.returncode) for p in processes]
+    codes = [code for _, code in results]
     versions = sorted(os.listdir(tmp_path / "mnist_pure_jax"))
     if explicit_version:
-        assert sorted(code for code, _ in results) == [0, 1]
-        (failure,) = [err for code, err in results if code == 1]
+        assert sorted(codes) == [0, 1]
+        (failure,) = [err for err, code in results if code == 1]
         assert "version 1 of" in failure and "exists; nothing was changed" in failure
         assert versions == ["1"]
     else:
-        assert [code for code, _ in results] == [0, 0], [err[-500:] for _, err in results]
+        assert codes == [0, 0], [err[-500:] for err, _ in results]
         assert versions == ["1", "2"]
     for version in versions:
         assert (tmp_path / "mnist_pure_jax" / version / "saved_model.pb").exists()
+
+
+def test_concurrent_make_exports_take_1_and_2(tmp_path):
+    command = ["make", "--no-print-directory", "export", "MOCK_DATA=1", "NUM_EPOCHS=0",
+               "MODEL=mnist_pure_jax", f"MODEL_PATH={tmp_path}"]  # fmt: skip
+    processes = [
+        subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    errors = [p.communicate(timeout=300)[1] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], [e[-500:] for e in errors]
+    assert sorted(os.listdir(tmp_path / "mnist_pure_jax")) == ["1", "2"]
+
+
+@pytest.mark.parametrize("explicit_version", [False, True])
+def test_a_version_taken_while_exporting(export, tmp_path, monkeypatch, explicit_version):
+    """Another export publishes our version between our choice and our rename."""
+    publish, tried = saved_model_lib.publish_version, []
+
+    def rival_publishes_first(staging, base_dir, version, **kwargs):
+        if not tried:
+            os.makedirs(os.path.join(base_dir, str(version)))
+            open(os.path.join(base_dir, str(version), "saved_model.pb"), "w").close()
+        tried.append(version)
+        return publish(staging, base_dir, version, **kwargs)
+
+    monkeypatch.setattr(saved_model_lib, "publish_version", rival_publishes_first)
+    if explicit_version:
+        with pytest.raises(saved_model_main.ExportError, match=r"version 1 of .* exists"):
+            export(model="mnist_pure_jax", num_epochs=0, model_version=1)
+        assert tried == [1]
+        assert sorted(os.listdir(tmp_path / "mnist_pure_jax")) == ["1"]
+    else:
+        path = export(model="mnist_pure_jax", num_epochs=0)
+        assert tried == [1, 2] and path == str(tmp_path / "mnist_pure_jax" / "2")
+        assert (tmp_path / "mnist_pure_jax" / "2" / "variables").is_dir()
 
 
 # ---- Data faults through the CLI ----------------------------------------------------
