@@ -27,6 +27,7 @@ Three pieces, because serving needs all of them:
 """
 
 import contextlib
+import ctypes
 import dataclasses
 import errno
 import os
@@ -383,31 +384,63 @@ def publish_version(
     """Renames `staging_dir` to `base_dir/version`, atomically; returns that path.
 
     Raises FileExistsError if the version exists, unless `overwrite`: then the
-    old version is moved aside, and deleted once the new one is in place (or
-    put back if that fails).
+    two directories are exchanged in one step, so that the version is never
+    missing, and the old one (now at `staging_dir`) is deleted. Where the
+    system cannot exchange (renameat2 is Linux's), the old version is moved
+    aside first, and for a moment there is none.
     """
-    target = os.path.join(base_dir, str(version))
     old_dir = version_dir(base_dir, version)
     if old_dir and not overwrite:
         raise FileExistsError(errno.EEXIST, "version exists", old_dir)
-    aside = None
     if old_dir:
-        aside = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base_dir)
-        os.rename(old_dir, os.path.join(aside, "old"))
+        if not _exchange(staging_dir, old_dir):
+            _replace_in_two_steps(staging_dir, old_dir)
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        return old_dir
+    target = os.path.join(base_dir, str(version))
     try:
         os.rename(staging_dir, target)
     except OSError as e:
-        if aside:
-            os.rename(os.path.join(aside, "old"), old_dir)
         # Another export took this version after the check above: rename()
         # refuses to replace a non-empty directory.
         if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
             raise FileExistsError(errno.EEXIST, "version exists", target) from e
         raise
-    finally:
-        if aside:
-            shutil.rmtree(aside, ignore_errors=True)
     return target
+
+
+def _exchange(path: str, other: str) -> bool:
+    """Swaps two directories in one step; False where the system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    at_fdcwd, rename_exchange = -100, 2  # From <fcntl.h> and <linux/fs.h>.
+    if renameat2(at_fdcwd, os.fsencode(path), at_fdcwd, os.fsencode(other), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False  # An old kernel, or a file system that cannot exchange.
+    raise OSError(error, os.strerror(error), other)
+
+
+def _replace_in_two_steps(staging_dir: str, old_dir: str) -> None:
+    """Moves `old_dir` aside, `staging_dir` to `old_dir` (or the old one back), deletes the old."""
+    aside = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=os.path.dirname(old_dir))
+    os.rename(old_dir, os.path.join(aside, "old"))
+    try:
+        os.rename(staging_dir, old_dir)
+    except OSError:
+        os.rename(os.path.join(aside, "old"), old_dir)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def find_version(base_dir: str, version: int | None = None) -> tuple[int, str]:

@@ -382,8 +382,17 @@ def _publish(staging: str, base_dir: str, version: int) -> int:
     explicit version is then an error, an automatic one moves on to the next.
     """
     while True:
+        replaces = saved_model_lib.version_dir(base_dir, version) is not None
         try:
             saved_model_lib.publish_version(staging, base_dir, version, overwrite=_OVERWRITE.value)
+            if replaces:
+                logging.warning(
+                    "Replaced version %d. A model server that already serves version %d keeps "
+                    "its old weights: TensorFlow Serving never reloads a version it serves. "
+                    "Restart the server, or export a new version instead (no MODEL_VERSION).",
+                    version,
+                    version,
+                )
             return version
         except FileExistsError as e:
             if _MODEL_VERSION.value:

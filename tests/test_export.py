@@ -95,6 +95,37 @@ def test_existing_version_is_not_overwritten(export, tmp_path):
     assert os.listdir(tmp_path / "mnist_pure_jax") == ["4"]
 
 
+def test_overwrite_never_leaves_the_version_missing(export, tmp_path, monkeypatch, caplog):
+    path = export(model="mnist_pure_jax", model_version=4, num_epochs=0)
+    before = snapshot(path)
+    real_rename = os.rename
+
+    def rename_seen_by_a_server(src, dst):
+        # A model server polling the directory at any moment finds version 4.
+        assert os.path.exists(os.path.join(path, "saved_model.pb")), "version 4 is missing"
+        real_rename(src, dst)
+        assert os.path.exists(os.path.join(path, "saved_model.pb")), "version 4 is missing"
+
+    monkeypatch.setattr(os, "rename", rename_seen_by_a_server)
+    with caplog.at_level("WARNING"):
+        export(model="mnist_pure_jax", model_version=4, num_epochs=0, overwrite=True)
+    assert snapshot(path) != before
+    assert os.listdir(tmp_path / "mnist_pure_jax") == ["4"]  # The old one and staging are gone.
+    assert "Replaced version 4. A model server that already serves version 4 keeps its old " in (
+        caplog.text
+    )
+
+
+def test_overwrite_where_the_system_cannot_exchange(export, tmp_path, monkeypatch):
+    path = export(model="mnist_pure_jax", model_version=2, num_epochs=0)
+    before = snapshot(path)
+    monkeypatch.setattr(saved_model_lib, "_exchange", lambda path, other: False)
+    export(model="mnist_pure_jax", model_version=2, num_epochs=0, overwrite=True)
+    after = snapshot(path)
+    assert after != before and "saved_model.pb" in after
+    assert os.listdir(tmp_path / "mnist_pure_jax") == ["2"]
+
+
 def test_zero_padded_version_counts_as_existing(export, tmp_path):
     first = export(model="mnist_pure_jax", num_epochs=0)
     os.rename(first, tmp_path / "mnist_pure_jax" / "00000007")
