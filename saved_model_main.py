@@ -139,6 +139,10 @@ def main(argv: list[str]) -> None:
         path = train_and_export() if _GENERATE_MODEL.value else check_existing()
     except (ExportError, saved_model_lib.ExportFormatError, mnist_data.DataError) as e:
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        # The clean-up has run: say so, without a traceback through TensorFlow.
+        print("Interrupted: no version was published.", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
     if _SHOW_MODEL.value:
         show_model(path)
 

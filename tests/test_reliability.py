@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import grpc
@@ -312,8 +313,46 @@ def test_sigint_during_training_leaves_nothing(tmp_path):
     assert leftovers == []
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("moment", ["converting", "saving"])
+def test_signal_while_converting_or_saving_leaves_nothing(tmp_path, sig, moment):
+    process = export_cli(f"--model_path={tmp_path}", "--model=mnist_flax", "--num_epochs=0")
+    # Drain stderr in a thread, so that the export never blocks on a full pipe.
+    converting, lines = threading.Event(), []
+
+    def read_stderr():
+        for line in process.stderr:
+            lines.append(line)
+            if "Converting with jax2tf and saving" in line:
+                converting.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    base = tmp_path / "mnist_flax"
+    assert converting.wait(timeout=120), "".join(lines[-20:])
+    deadline = time.monotonic() + 120
+    while moment == "saving" and not list(base.glob(".staging-*/variables")):
+        assert process.poll() is None and time.monotonic() < deadline, "".join(lines[-20:])
+        time.sleep(0.002)
+    # Freeze it where it is, check that this is mid-export, then signal it.
+    process.send_signal(signal.SIGSTOP)
+    (staging,) = base.glob(".staging-*")
+    if moment == "saving":
+        assert (staging / "variables").is_dir()
+    process.send_signal(sig)
+    process.send_signal(signal.SIGCONT)
+    process.wait(timeout=120)
+    reader.join(timeout=10)
+    assert process.returncode == 128 + sig
+    assert os.listdir(base) == [], "".join(lines[-20:])
+    assert "Traceback" not in "".join(lines)
+    if sig == signal.SIGINT:
+        assert lines[-1] == "Interrupted: no version was published.\n"
+
+
 def test_failing_disk_write_gives_a_clear_error_and_leaves_nothing(tmp_path):
-    # Files may not grow past 64 KiB, so the variables file cannot be written,
+    # Files may not grow past 128 KiB (ulimit -f counts 1,024-byte blocks), so the
+    # variables file cannot be written,
     # as on a full disk; with SIGXFSZ ignored the write fails with EFBIG.
     command = (
         f"ulimit -f 128; trap '' XFSZ; exec {sys.executable} saved_model_main.py --mock_data "
