@@ -15,6 +15,9 @@ _given = $(foreach v,$(ENV_VARS),$(if $(filter command line environment,$(origin
 # MODEL_VERSION as the user gave it; empty when env.sh picks the next free one.
 MODEL_VERSION_GIVEN := $(if $(filter command line,$(origin MODEL_VERSION)),$(MODEL_VERSION),$(if \
 	$(filter environment,$(origin MODEL_VERSION)),$(filter-out $(ENV_SH_MODEL_VERSION),$(MODEL_VERSION))))
+# env.sh treats an empty value as unset; `make clean` must not, or an empty
+# MODEL_PATH in the environment would clean the default one.
+MODEL_PATH_EMPTY := $(if $(filter command line environment,$(origin MODEL_PATH)),$(if $(MODEL_PATH),,yes))
 $(foreach v,$(ENV_VARS),$(eval $(v) := $(shell $(_given) . ./env.sh && printf '%s' "$$$(v)")))
 
 # Options of the scripts, passed on only when set (the scripts' flags have the defaults).
@@ -197,19 +200,15 @@ demo: $(STAMP) ## export, serve, request over gRPC and REST, stop (MOCK_DATA=1: 
 	  status=$$?; $(MAKE) --no-print-directory stop; exit $$status
 
 # ---- Clean -------------------------------------------------------------------
-# Only what the export wrote: versions that carry assets.extra/export_info.json,
-# and staging directories left by a killed export; then directories left empty.
+# Only what the export wrote, and what that left empty; never a running export's
+# files (server_ctl.py clean says how it tells).
 clean: ## Delete the SavedModels that `make export` wrote under MODEL_PATH
-	@path=$$(realpath -m -- "$(MODEL_PATH)"); \
-	case "$$path" in ""|/|"$$(realpath -m ~)") echo "error: refusing to clean MODEL_PATH='$(MODEL_PATH)'" >&2; exit 1;; esac; \
-	[ -d "$$path" ] || { echo "Nothing to clean: $$path does not exist."; exit 0; }; \
-	for marker in "$$path"/*/*/assets.extra/export_info.json; do \
-	  [ -f "$$marker" ] || continue; version=$${marker%/assets.extra/export_info.json}; \
-	  echo "rm -r $$version"; rm -r -- "$$version"; done; \
-	for staging in "$$path"/*/.staging-*; do [ -d "$$staging" ] && echo "rm -r $$staging" && rm -r -- "$$staging"; done; \
-	for dir in "$$path"/*/ "$$path"; do rmdir -- "$$dir" 2>/dev/null && echo "rmdir $$dir"; done; true
+	@[ -x $(PY) ] || { echo "error: make clean needs $(VENV) to tell the exports of this" \
+	  "project from other files: make setup" >&2; exit 1; }
+	@$(PY) server_ctl.py clean --exports_path='$(if $(MODEL_PATH_EMPTY),,$(MODEL_PATH))'
 
-distclean: clean ## `make clean`, and delete .venv and the virtualenvs of `make compat`
+distclean: ## `make clean`, and delete .venv and the virtualenvs of `make compat`
+	@if [ -x $(PY) ]; then $(MAKE) --no-print-directory clean; fi
 	rm -rf $(VENV) $(COMPAT_DIR)
 
 # ---- Benchmark ---------------------------------------------------------------

@@ -37,8 +37,6 @@ from saved_model_lib import release_key, release_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKER = os.path.join(HERE, "check_savedmodel.py")
-# What `make export` records in each version (saved_model_main.EXPORT_INFO_FILE).
-EXPORT_INFO_FILE = os.path.join("assets.extra", "export_info.json")
 
 _MODEL_PATH = flags.DEFINE_string(
     "model_path", "/tmp/jax2tf/saved_models", "Directory of the exported models."
@@ -143,7 +141,7 @@ def target_release(saved_model_dir: str, given: str) -> tuple[str, str]:
     if given:
         return release_of(given), "--tf_serving_version"
     try:
-        with open(os.path.join(saved_model_dir, EXPORT_INFO_FILE)) as f:
+        with open(os.path.join(saved_model_dir, saved_model_lib.EXPORT_INFO_FILE)) as f:
             info = json.load(f)
     except (OSError, json.JSONDecodeError):
         info = {}

@@ -30,6 +30,7 @@ import contextlib
 import ctypes
 import dataclasses
 import errno
+import fcntl
 import os
 import re
 import shutil
@@ -48,6 +49,10 @@ STAGING_PREFIX = ".staging-"
 INPUT_NAME = "inputs"
 # Where TensorFlow Serving looks for the requests that warm a version up.
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# The export's record of itself (saved_model_main.py writes it). `make clean`
+# deletes only the versions whose record names EXPORTED_BY.
+EXPORT_INFO_FILE = os.path.join("assets.extra", "export_info.json")
+EXPORTED_BY = "jax2tf-serving saved_model_main.py"
 # Inputs and JAX outputs of a few examples, for checking the SavedModel later
 # with any TensorFlow (check_savedmodel.py, make compat); servers ignore it.
 VALIDATION_FILE = os.path.join("assets.extra", "validation_batch.npz")
@@ -366,16 +371,41 @@ def next_version(base_dir: str) -> int:
 
 @contextlib.contextmanager
 def staging_directory(base_dir: str) -> Iterator[str]:
-    """A fresh directory beside the versions, removed on exit unless published."""
+    """A fresh directory beside the versions, removed on exit unless published.
+
+    It stays locked (flock) while in use, so that stale_staging_dirs can tell
+    it from the leftover of a killed export.
+    """
     os.makedirs(base_dir, exist_ok=True)
     path = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base_dir)
-    # mkdtemp makes it private (0700); a published version must be readable by
-    # a model server running as another user, as in a container.
-    os.chmod(path, 0o755)
+    lock = os.open(path, os.O_RDONLY)
     try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # mkdtemp makes it private (0700); a published version must be readable
+        # by a model server running as another user, as in a container.
+        os.chmod(path, 0o755)
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+        os.close(lock)  # After the removal: never an unlocked directory in use.
+
+
+def stale_staging_dirs(base_dir: str) -> list[str]:
+    """Staging directories under `base_dir` that no running export holds (killed ones)."""
+    stale = []
+    for name in sorted(os.listdir(base_dir)) if os.path.isdir(base_dir) else []:
+        path = os.path.join(base_dir, name)
+        if not name.startswith(STAGING_PREFIX) or not os.path.isdir(path):
+            continue
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # An export is writing it.
+        finally:
+            os.close(fd)
+        stale.append(path)
+    return stale
 
 
 def publish_version(

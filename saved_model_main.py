@@ -40,8 +40,7 @@ from absl import app, flags, logging
 import saved_model_lib
 from models import INPUT_SHAPE, MODELS, get_model, mnist_data, train
 
-# Written into every version; `make clean` only deletes what carries it.
-EXPORT_INFO_FILE = os.path.join("assets.extra", "export_info.json")
+EXPORT_INFO_FILE = saved_model_lib.EXPORT_INFO_FILE
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 # How close the SavedModel must come to the JAX function, on each kind of device.
 CPU_TOLERANCES = dict(atol=1e-5, rtol=1e-5)
@@ -355,7 +354,7 @@ def _device_and_tolerances() -> tuple[str, dict[str, float]]:
 
 def _write_export_info(path: str, model_name: str, result: train.TrainResult) -> None:
     info = {
-        "exported_by": "jax2tf-serving saved_model_main.py",
+        "exported_by": saved_model_lib.EXPORTED_BY,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": model_name,
         "classifier_layer": _MODEL_CLASSIFIER_LAYER.value,

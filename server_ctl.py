@@ -1,8 +1,9 @@
-"""Checks around `make serve`: before starting a model server, until it is ready, and its status.
+"""The Makefile's bookkeeping: checks around `make serve`, and `make clean`.
 
-    python server_ctl.py check  --model_base_path=DIR --ports=8500,8501
+    python server_ctl.py check  --model_name=M --model_base_path=DIR --ports=8500,8501
     python server_ctl.py wait   --model_name=M --rest_port=8501 [--pid=P] [--log=FILE]
     python server_ctl.py status --model_name=M --rest_port=8501
+    python server_ctl.py clean  --exports_path=DIR
 
 The same for all three kinds of server (Docker, tensorflow_model_server, the
 local one): it only uses the file system and TensorFlow Serving's REST API.
@@ -16,6 +17,7 @@ import contextlib
 import json
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,6 +39,9 @@ _CONTAINER = flags.DEFINE_string(
 _GPU = flags.DEFINE_boolean("gpu", False, "check: the server runs the model on a GPU.")
 _SERVING_RELEASE = flags.DEFINE_string(
     "serving_release", "", "check: the TensorFlow Serving release that will serve (2.19, 2.19.1)."
+)
+_EXPORTS_PATH = flags.DEFINE_string(
+    "exports_path", None, "clean: the directory of the exports (MODEL_PATH)."
 )
 _LOG = flags.DEFINE_string("log", None, "wait: the server's log, whose tail a failure shows.")
 _TIMEOUT = flags.DEFINE_float("timeout", 300, "wait: seconds to wait for AVAILABLE.")
@@ -99,6 +104,64 @@ def _release(version: str) -> tuple[int, ...]:
         return tuple(int(part) for part in version.split(".")[:2])
     except ValueError:
         fail(f"TF_SERVING_VERSION={version!r} is not a release number such as 2.19 or 2.19.1.")
+
+
+def clean() -> None:
+    """Deletes what `make export` wrote under --exports_path, and what that left empty.
+
+    Only versions whose export_info.json names saved_model_lib.EXPORTED_BY,
+    and staging directories of exports that were killed: a running export
+    holds a lock on its own. Directories are removed only when this emptied
+    them; ones that were empty already are someone else's.
+    """
+    import saved_model_lib  # Imports TensorFlow (3 s): only this command needs it.
+
+    given = _EXPORTS_PATH.value or ""
+    path = os.path.realpath(given) if given else ""
+    if path in ("", "/", os.path.realpath(os.path.expanduser("~"))):
+        fail(f"refusing to clean MODEL_PATH='{given}': give the directory of your exports.")
+    if not os.path.isdir(path):
+        print(f"Nothing to clean: {path} does not exist.")
+        return
+    emptied = False
+    for name in sorted(os.listdir(path)):
+        model_dir = os.path.join(path, name)
+        if os.path.islink(model_dir) or not os.path.isdir(model_dir):
+            continue
+        removed = [
+            *(v for v in saved_model_lib.version_dirs(model_dir).values() if _exported_here(v)),
+            *saved_model_lib.stale_staging_dirs(model_dir),
+        ]
+        for directory in removed:
+            print(f"rm -r {directory}")
+            shutil.rmtree(directory)
+        for staging in sorted(pathlib.Path(model_dir).glob(saved_model_lib.STAGING_PREFIX + "*")):
+            print(f"Left {staging}: an export that is still running writes it.")
+        if removed and not os.listdir(model_dir):
+            print(f"rmdir {model_dir}")
+            os.rmdir(model_dir)
+            emptied = True
+    if emptied and not os.listdir(path):
+        print(f"rmdir {path}")
+        os.rmdir(path)
+
+
+def _exported_here(version_dir: str) -> bool:
+    """Whether `make export` wrote this version: its record says so, and it is a SavedModel."""
+    import saved_model_lib
+
+    if os.path.islink(version_dir):
+        return False
+    try:
+        with open(os.path.join(version_dir, saved_model_lib.EXPORT_INFO_FILE)) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(info, dict)
+        and info.get("exported_by") == saved_model_lib.EXPORTED_BY
+        and os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
+    )
 
 
 def wait() -> None:
@@ -242,15 +305,16 @@ class LocalServer:
         return self.process.returncode
 
 
-COMMANDS = {"check": check, "wait": wait, "status": status}
+COMMANDS = {"check": check, "wait": wait, "status": status, "clean": clean}
 
 
 def main(argv: list[str]) -> None:
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"usage: server_ctl.py {{{'|'.join(COMMANDS)}}} [flags]")
+    if argv[1] != "clean" and not _MODEL_NAME.value:
+        raise app.UsageError(f"server_ctl.py {argv[1]} needs --model_name")
     COMMANDS[argv[1]]()
 
 
 if __name__ == "__main__":
-    flags.mark_flag_as_required("model_name")
     app.run(main)

@@ -6,11 +6,12 @@ import re
 import shlex
 import signal
 import socket
+import subprocess
 import sys
 
 import pytest
 from absl import flags
-from conftest import export_model, free_port, run
+from conftest import ROOT, export_model, free_port, run
 
 import saved_model_lib
 import saved_model_main  # noqa: F401  (defines the export's flags)
@@ -174,23 +175,92 @@ def test_invalid_serving_batch_size_is_refused(value):
     assert result.returncode != 0 and "must be -1 (any batch size) or > 0" in result.stderr
 
 
+def fake_export(version_dir, exported_by=saved_model_lib.EXPORTED_BY) -> None:
+    """A version as `make export` leaves it, as far as `make clean` looks."""
+    (version_dir / "assets.extra").mkdir(parents=True)
+    (version_dir / "saved_model.pb").write_bytes(b"")
+    info = {"exported_by": exported_by} if exported_by else {}
+    (version_dir / "assets.extra" / "export_info.json").write_text(json.dumps(info))
+
+
 def test_clean_deletes_only_exports(tmp_path):
     models = tmp_path / "models"
-    ours = models / "mnist_flax" / "3"
-    (ours / "assets.extra").mkdir(parents=True)
-    (ours / "assets.extra" / "export_info.json").write_text("{}")
-    staging = models / "mnist_flax" / ".staging-abc"
-    staging.mkdir()
+    fake_export(models / "mnist_flax" / "3")
+    fake_export(models / "mnist_flax" / "5", exported_by=None)  # Someone else's record.
     theirs = models / "mnist_flax" / "4"  # A SavedModel not written by `make export`.
     theirs.mkdir()
+    stale = models / "mnist_flax" / ".staging-abc"  # Left by a killed export.
+    stale.mkdir()
     (models / "notes.txt").write_text("keep me")
     make("clean", f"MODEL_PATH={models}")
-    assert not ours.exists() and not staging.exists()
-    assert theirs.exists() and (models / "notes.txt").exists()
-    theirs.rmdir()
+    assert not (models / "mnist_flax" / "3").exists() and not stale.exists()
+    assert (models / "mnist_flax" / "5").exists() and theirs.exists()
+    assert (models / "notes.txt").exists()
+
+
+def test_clean_removes_only_the_directories_it_emptied(tmp_path):
+    models = tmp_path / "models"
+    fake_export(models / "mnist_flax" / "1")
+    (models / "empty_of_yours").mkdir()
+    (models / "mnist_pure_jax").mkdir()  # Empty before `make clean`: not its own.
     make("clean", f"MODEL_PATH={models}")
-    assert not (models / "mnist_flax").exists()  # Emptied directories go.
-    assert models.exists()  # It holds notes.txt.
+    assert not (models / "mnist_flax").exists()
+    assert sorted(os.listdir(models)) == ["empty_of_yours", "mnist_pure_jax"]
+    # A MODEL_PATH that only held exports goes with them.
+    only_exports = tmp_path / "only"
+    fake_export(only_exports / "mnist_flax" / "1")
+    make("clean", f"MODEL_PATH={only_exports}")
+    assert not only_exports.exists()
+    # One that was empty stays.
+    (tmp_path / "empty").mkdir()
+    make("clean", f"MODEL_PATH={tmp_path / 'empty'}")
+    assert (tmp_path / "empty").exists()
+
+
+def test_clean_leaves_a_running_export_alone(tmp_path):
+    export = subprocess.Popen(
+        [sys.executable, "saved_model_main.py", "--mock_data", "--noshow_model",
+         f"--model_path={tmp_path}", "--model=mnist_flax", "--num_epochs=0"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        for line in export.stderr:
+            if "Converting with jax2tf and saving" in line:
+                break
+        export.send_signal(signal.SIGSTOP)  # Mid-export, for as long as `make clean` runs.
+        (staging,) = (tmp_path / "mnist_flax").glob(".staging-*")
+        output = make("clean", f"MODEL_PATH={tmp_path}")
+        assert staging.exists()
+        assert f"Left {staging}: an export that is still running writes it." in output
+    finally:
+        export.send_signal(signal.SIGCONT)
+    export.communicate(timeout=300)
+    assert export.returncode == 0
+    assert os.listdir(tmp_path / "mnist_flax") == ["1"]
+
+
+def test_clean_removes_what_a_killed_export_left(tmp_path):
+    export = subprocess.Popen(
+        [sys.executable, "saved_model_main.py", "--mock_data", "--noshow_model",
+         f"--model_path={tmp_path}", "--model=mnist_flax", "--num_epochs=0"],
+        cwd=ROOT, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    for line in export.stderr:
+        if "Converting with jax2tf and saving" in line:
+            break
+    export.kill()  # No clean-up runs.
+    export.communicate(timeout=60)
+    (staging,) = (tmp_path / "mnist_flax").glob(".staging-*")
+    make("clean", f"MODEL_PATH={tmp_path}")
+    assert not staging.exists()
+
+
+def test_clean_refuses_an_empty_model_path_from_the_environment(tmp_path):
+    default = make_env()["MODEL_PATH"]
+    result = run(["make", "clean"], env={"MODEL_PATH": ""})
+    assert result.returncode != 0
+    assert "refusing to clean MODEL_PATH=''" in result.stderr
+    assert default not in result.stdout  # It did not go on to clean the default.
 
 
 @pytest.mark.parametrize("path", ["/", "~", "", "/tmp/.."])
