@@ -386,12 +386,36 @@ def test_serve_status_stop_and_process_faults(tmp_path):
         os.kill(pid, signal.SIGKILL)
         wait_gone(pid)
         out = make("serve", *variables)
-        assert f"Removing the stale {run_dir}/server.pid (process {pid} is gone)" in out
+        assert f"Removing the stale {run_dir}/server.pid (process {pid} is gone" in out
         assert "AVAILABLE" in out
     finally:
         out = make("stop", *variables)
     assert "Stopped the local server" in out
     assert not (run_dir / "server.pid").exists()
+
+
+def test_stop_and_serve_never_signal_a_process_that_reused_the_pid(tmp_path):
+    variables = [*server_vars(tmp_path), "MODEL=mnist_pure_jax"]
+    export_model(tmp_path / "models", model="mnist_pure_jax", num_epochs=0)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    bystander = subprocess.Popen(["sleep", "300"])  # Holds the pid a dead server had.
+    try:
+        (run_dir / "server.pid").write_text(f"{bystander.pid}\n")
+        (run_dir / "server.kind").write_text("local\n")
+        out = make("stop", *variables)
+        assert f"Process {bystander.pid} is not a model server" in out
+        assert bystander.poll() is None and not (run_dir / "server.pid").exists()
+
+        (run_dir / "server.pid").write_text(f"{bystander.pid}\n")
+        out = make("serve", *variables)  # Not "already running": it starts.
+        assert f"process {bystander.pid} is gone, or is no model server" in out
+        assert "AVAILABLE" in out
+        out = make("stop", *variables)
+        assert "Stopped the local server" in out and bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 def test_busy_port_is_reported_before_starting(tmp_path):
