@@ -9,8 +9,9 @@ project's local_model_server.py alike: it uses only their public API.
 Why it is shaped this way:
 - Before sending images it reads the model's metadata, so it learns the input
   name from the signature and stops with an actionable message when the model
-  was exported for another batch size, instead of the server's "Input to
-  reshape is a tensor with 12544 values, but the requested shape has 784".
+  was exported for another batch size, instead of the server's "Call
+  parameter must match argument; got parameter 8 shape: f32[16,28,28,1],
+  argument shape: f32[8,28,28,1]".
 - A batch that fails (say, while the server restarts) is reported and
   counted; the run goes on, and the exit status says whether all succeeded.
 - --concurrency N sends from N workers at once, to load-test a server, as

@@ -86,6 +86,26 @@ def test_grpc_and_rest_equal_in_process_savedmodel(exports, model, batch):
         assert signature["method_name"] == "tensorflow/serving/predict"
 
 
+@pytest.mark.parametrize("model, parameter", [("mnist_flax", 8), ("mnist_pure_jax", 6)])
+def test_the_batch_mismatch_errors_that_the_readme_quotes(exports, model, parameter):
+    path = exports[model, 8]
+    sixteen = np.concatenate([IMAGES, IMAGES])
+    with pytest.raises(tf.errors.InvalidArgumentError) as direct:
+        in_process(path, sixteen)
+    assert (
+        f"Call parameter must match argument; got parameter {parameter} shape: "
+        "f32[8,28,28,1], argument shape: f32[16,28,28,1]"
+    ) in str(direct.value)
+    local = "input 'inputs' has shape [16, 28, 28, 1], the signature takes [8, 28, 28, 1]"
+    with local_server(model, os.path.dirname(path)) as server:
+        rest = requests.post(f"{server.rest_url}:predict", json={"instances": sixteen.tolist()})
+        assert rest.status_code == 400 and local in rest.json()["error"]
+        with pytest.raises(grpc.RpcError) as raw_grpc:
+            grpc_predict(server, sixteen)
+        assert raw_grpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert local in raw_grpc.value.details()
+
+
 def test_request_script_over_grpc_and_rest(exports):
     path = exports["mnist_flax", -1]
     with local_server("mnist_flax", os.path.dirname(path)) as server:
