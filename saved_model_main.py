@@ -261,7 +261,7 @@ def write_warmup_requests(
     TensorFlow Serving (and local_model_server.py) replay this file when they
     load the version, before it takes traffic. jit_compile compiles once per
     input shape, so without it the first request at each batch size pays for
-    XLA's compilation (0.3 s for the CNN, 60 times a steady request).
+    XLA's compilation (`make bench`: about 50 times a steady request).
     """
     from tensorflow_serving.apis import prediction_log_pb2
 
