@@ -1,8 +1,9 @@
 """Convert a JAX function with jax2tf and save it as a servable SavedModel.
 
-Copy this file alone into your project: it depends only on jax and tensorflow.
+Copy this file alone into your project, with tests/test_saved_model_lib.py: it
+depends only on jax and tensorflow (and tensorflow-serving-api for warmup).
 
-Three pieces, because serving needs all of them:
+The pieces, because serving needs all of them:
 
 - `convert_and_save_model`: jax2tf (native serialization) turns `jax_fn(params,
   inputs)` into a tf.function. The parameters become tf.Variables rather than
@@ -24,6 +25,12 @@ Three pieces, because serving needs all of them:
   formats it knows: JAX writes the newest ones by default. `tf_serving_version`
   writes what that release reads (TF_SERVING_RUNTIMES), and the saved ops are
   checked against it, so an export never claims a release it cannot serve on.
+
+- What travels with a version, in assets.extra/ (model servers ignore it
+  but for warmup): `write_warmup_requests`, which TensorFlow Serving replays
+  before the version takes traffic, so that XLA compiles then and not on the
+  first request; `write_validation_batch`, inputs and the JAX outputs on
+  them, to check the SavedModel later with any TensorFlow.
 """
 
 import contextlib
@@ -35,7 +42,7 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import jax
@@ -56,7 +63,6 @@ EXPORTED_BY = "jax2tf-serving saved_model_main.py"
 # Inputs and JAX outputs of a few examples, for checking the SavedModel later
 # with any TensorFlow (check_savedmodel.py, make compat); servers ignore it.
 VALIDATION_FILE = os.path.join("assets.extra", "validation_batch.npz")
-_VERSION_RE = re.compile(r"^[0-9]+$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,12 +168,18 @@ def convert_and_save_model(
         serving_fn = tf_graph.get_concrete_function(input_signatures[0])
         for signature in input_signatures[1:]:
             tf_graph.get_concrete_function(signature)
-        module = tf.Module()
-        # Tracked attributes: the variables are saved, and the reloaded object is
-        # callable with the traced shapes (TF Hub's "reusable SavedModel" layout).
+        # TF Hub's "reusable SavedModel" interface (__call__, variables,
+        # trainable_variables, regularization_losses), so that the reloaded
+        # object can be called, fine-tuned or put into a Keras model; plus
+        # `params`, the variables in the structure of the JAX parameters.
         # In-process, the concrete functions of the reloaded __call__ are the
         # cheapest call: one XLA launch, without the signature's graph wrapper.
+        # (tf.Module's variables and trainable_variables cannot be assigned.)
+        module = tf.train.Checkpoint()
         module.params = param_vars
+        module.variables = tf.nest.flatten(param_vars)
+        module.trainable_variables = [v for v in module.variables if v.trainable]
+        module.regularization_losses = []
         module.__call__ = tf_graph
         tf.saved_model.save(
             module,
@@ -322,6 +334,37 @@ def format_problems(modules: Sequence[XlaCallModuleInfo], runtime: ServingRuntim
     return sorted(problems)
 
 
+def write_warmup_requests(
+    model_dir: str,
+    batches: Iterable[np.ndarray],
+    *,
+    model_name: str,
+    input_name: str = INPUT_NAME,
+    signature_name: str = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY,
+) -> str:
+    """Writes WARMUP_FILE: a PredictRequest for each of `batches`; returns its path.
+
+    TensorFlow Serving replays these requests when it loads the version, before
+    the version takes traffic. jit_compile compiles once per input shape, so
+    give a batch of each shape that clients send: without it, the first
+    request of each shape waits for XLA's compilation. Needs the package
+    tensorflow-serving-api.
+    """
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = os.path.join(model_dir, WARMUP_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with tf.io.TFRecordWriter(path) as writer:
+        for batch in batches:
+            log = prediction_log_pb2.PredictionLog()
+            request = log.predict_log.request
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = signature_name
+            request.inputs[input_name].CopyFrom(tf.make_tensor_proto(batch))
+            writer.write(log.SerializeToString())
+    return path
+
+
 def write_validation_batch(
     model_dir: str, inputs: np.ndarray, outputs: np.ndarray, *, atol: float, rtol: float
 ) -> str:
@@ -355,7 +398,7 @@ def version_dirs(base_dir: str) -> dict[int, str]:
     return {
         int(name): os.path.join(base_dir, name)
         for name in names
-        if _VERSION_RE.match(name) and os.path.isdir(os.path.join(base_dir, name))
+        if re.fullmatch(r"[0-9]+", name) and os.path.isdir(os.path.join(base_dir, name))
     }
 
 

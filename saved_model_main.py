@@ -202,7 +202,10 @@ def train_and_export() -> str:
             np.asarray(predict_fn(result.params, validation_inputs)),
             **CPU_TOLERANCES,
         )
-        write_warmup_requests(staging, model.name, test_data, warmup_sizes)
+        if warmup_sizes:
+            saved_model_lib.write_warmup_requests(
+                staging, [_test_batch(test_data, n) for n in warmup_sizes], model_name=model.name
+            )
         if _TEST_SAVEDMODEL.value:
             test_savedmodel(staging, lambda x: predict_fn(result.params, x), test_data)
         if _SHOW_IMAGES.value:
@@ -251,33 +254,6 @@ def test_savedmodel(path: str, jax_predict, test_data: mnist_data.Split) -> None
                     f"{batch_size}, so it was not published:\n{e}"
                 ) from e
     logging.info("The SavedModel matches the JAX function on %s (%s)", device, tolerances)
-
-
-def write_warmup_requests(
-    path: str, model_name: str, test_data: mnist_data.Split, batch_sizes: list[int]
-) -> None:
-    """Writes assets.extra/tf_serving_warmup_requests: one PredictRequest per batch size.
-
-    TensorFlow Serving (and local_model_server.py) replay this file when they
-    load the version, before it takes traffic. jit_compile compiles once per
-    input shape, so without it the first request at each batch size pays for
-    XLA's compilation (`make bench`: about 50 times a steady request).
-    """
-    from tensorflow_serving.apis import prediction_log_pb2
-
-    if not batch_sizes:
-        return
-    warmup_file = os.path.join(path, saved_model_lib.WARMUP_FILE)
-    os.makedirs(os.path.dirname(warmup_file), exist_ok=True)
-    with tf.io.TFRecordWriter(warmup_file) as writer:
-        for batch_size in batch_sizes:
-            log = prediction_log_pb2.PredictionLog()
-            request = log.predict_log.request
-            request.model_spec.name = model_name
-            request.model_spec.signature_name = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
-            images = _test_batch(test_data, batch_size)
-            request.inputs[saved_model_lib.INPUT_NAME].CopyFrom(tf.make_tensor_proto(images))
-            writer.write(log.SerializeToString())
 
 
 def save_images(path: str, test_data: mnist_data.Split, rows: int = 2, cols: int = 8) -> str:

@@ -52,16 +52,13 @@ def check() -> None:
     base = _MODEL_BASE_PATH.value
     if not os.path.isdir(base):
         fail(f"{base} does not exist. Export a model first: make export MODEL={_MODEL_NAME.value}")
-    # saved_model_lib.version_dirs' rule, without importing TensorFlow (3 s) for it.
-    versions = [
-        name
-        for name in os.listdir(base)
-        if name.isascii() and name.isdigit() and os.path.isdir(os.path.join(base, name))
-    ]
+    import saved_model_lib  # The servers' rule of what a version is (imports TensorFlow).
+
+    versions = saved_model_lib.version_dirs(base)
     if not versions:
         fail(f"{base} holds no version directory (1, 2, ...). Export one first: make export")
-    newest = max(versions, key=int)
-    _check_export_fits(os.path.join(base, newest), newest)
+    newest = max(versions)
+    _check_export_fits(versions[newest], str(newest))
     for port in _PORTS.value:
         with socket.socket() as s:
             if s.connect_ex((_HOST.value, int(port))) == 0:

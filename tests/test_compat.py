@@ -1,117 +1,21 @@
 """Exports for a TensorFlow Serving release: the format table, the export, and `make compat`."""
 
 import contextlib
-import itertools
 import json
 import os
 import sys
-import types
 
 import numpy as np
 import pytest
 from conftest import ROOT, run
-from jax._src.export import _export
 
 import check_savedmodel
 import saved_model_lib
-from saved_model_lib import ExportFormatError, ServingRuntime, XlaCallModuleInfo
+from saved_model_lib import ExportFormatError
 
 
 def version_of(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split("."))
-
-
-# ---- The format table ----------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "given, release",
-    [
-        pytest.param("2.16", "2.16", id="oldest"),
-        pytest.param("2.19.1", "2.19", id="full-release-number"),
-        pytest.param(" 2.21 ", "2.21", id="spaces"),
-        pytest.param("2.20.0rc1", "2.20", id="release-candidate"),
-    ],
-)
-def test_serving_runtime_reads_the_release(given, release):
-    assert saved_model_lib.serving_runtime(given) == saved_model_lib.TF_SERVING_RUNTIMES[release]
-
-
-def test_the_table_grows_with_the_releases():
-    releases = sorted(saved_model_lib.TF_SERVING_RUNTIMES, key=saved_model_lib.release_key)
-    assert releases[0] == "2.16"
-    runtimes = [saved_model_lib.TF_SERVING_RUNTIMES[r] for r in releases]
-    for older, newer in itertools.pairwise(runtimes):
-        assert newer.calling_convention_version >= older.calling_convention_version
-        assert version_of(newer.stablehlo_version) > version_of(older.stablehlo_version)
-
-
-@pytest.mark.parametrize(
-    "given, message",
-    [
-        pytest.param(
-            "2.15",
-            "TensorFlow Serving 2.15 cannot run this export: its TensorFlow reads XlaCallModule "
-            "calling convention 8 at most",
-            id="older-than-2.16",
-        ),
-        pytest.param("2.6.2", "Serve with TensorFlow Serving 2.16 or newer", id="kserve-default"),
-        pytest.param("2.22", "is newer than the releases this export knows", id="unknown-newer"),
-        pytest.param("nightly", "is not a release number", id="not-a-number"),
-        pytest.param("2", "is not a release number", id="major-only"),
-    ],
-)
-def test_serving_runtime_refuses_with_advice(given, message):
-    with pytest.raises(ExportFormatError, match=message.replace(".", r"\.")):
-        saved_model_lib.serving_runtime(given)
-
-
-def test_stablehlo_producer_reads_the_bytecode_header():
-    header = b"ML\xefR\rStableHLO_v1.9.1\x00\x01?\x05"
-    assert saved_model_lib.stablehlo_producer(header) == "1.9.1"
-    # A bytecode version of two varint bytes.
-    assert saved_model_lib.stablehlo_producer(b"ML\xefR\x02\x05StableHLO_v0.17.7\x00") == "0.17.7"
-    assert saved_model_lib.stablehlo_producer(b"not bytecode") == "unknown"
-    assert saved_model_lib.stablehlo_producer(b"ML\xefR\rMLIR20.0.0\x00") == "unknown"
-
-
-def test_format_problems_name_each_excess():
-    runtime = ServingRuntime(9, "1.9.1")
-    fits = XlaCallModuleInfo(9, ("CPU",), "1.9.1")
-    assert saved_model_lib.format_problems([fits], runtime) == []
-    too_new = XlaCallModuleInfo(10, ("CPU",), "1.15.0")
-    assert saved_model_lib.format_problems([fits, too_new], runtime) == [
-        "StableHLO 1.15.0 > 1.9.1",
-        "calling convention 10 > 9",
-    ]
-    unknown = XlaCallModuleInfo(9, ("CPU",), "unknown")
-    assert saved_model_lib.format_problems([unknown], runtime) == ["StableHLO unknown > 1.9.1"]
-
-
-def test_export_format_restores_jax_even_when_the_export_fails():
-    import jax
-
-    pick = _export.hlo.get_version_from_compatibility_requirement
-    convention = jax.config.jax_export_calling_convention_version
-    requirement = _export.hlo.StablehloCompatibilityRequirement.WEEK_4
-    with (
-        pytest.raises(RuntimeError, match="boom"),
-        saved_model_lib.export_format(ServingRuntime(9, "1.1.1")),
-    ):
-        assert jax.config.jax_export_calling_convention_version == 9
-        assert _export.hlo.get_version_from_compatibility_requirement(requirement) == "1.1.1"
-        raise RuntimeError("boom")
-    assert _export.hlo.get_version_from_compatibility_requirement is pick
-    assert jax.config.jax_export_calling_convention_version == convention
-
-
-def test_export_format_fails_clearly_if_jax_moved_its_private_function(monkeypatch):
-    monkeypatch.setattr(_export, "hlo", types.SimpleNamespace())
-    with (
-        pytest.raises(ExportFormatError, match="no longer chooses its StableHLO version"),
-        saved_model_lib.export_format(ServingRuntime(9, "1.9.1")),
-    ):
-        pass
 
 
 # ---- The export ------------------------------------------------------------------

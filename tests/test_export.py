@@ -2,12 +2,17 @@
 
 import json
 import os
+import re
+import shutil
+import subprocess
+import sys
 
 import jax
 import numpy as np
 import pytest
 import tensorflow as tf
 from absl.testing import flagsaver
+from conftest import ROOT
 from tensorflow.python.tools import saved_model_utils
 
 import saved_model_lib
@@ -240,3 +245,19 @@ def test_in_process_call_of_the_readme_gives_what_the_signature_gives(export, ba
     images = tf.constant(mnist_data.scale_images(mnist_data.synthetic(8, seed=3).images))
     (expected,) = loaded.signatures["serving_default"](inputs=images).values()
     np.testing.assert_array_equal(predict(images).numpy(), expected.numpy())
+
+
+def test_saved_model_lib_and_its_test_run_copied_alone(tmp_path):
+    # What a user copies into their project: the library and its test, nothing else.
+    for name in ("saved_model_lib.py", "tests/test_saved_model_lib.py"):
+        shutil.copy(ROOT / name, tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_saved_model_lib.py"],
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"\d+ passed", result.stdout) and "skipped" not in result.stdout
