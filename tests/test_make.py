@@ -217,16 +217,22 @@ def test_clean_removes_only_the_directories_it_emptied(tmp_path):
     assert (tmp_path / "empty").exists()
 
 
-def test_clean_leaves_a_running_export_alone(tmp_path):
+def export_until_converting(model_path) -> subprocess.Popen:
+    """An export process that has begun to convert (its staging directory exists)."""
     export = subprocess.Popen(
         [sys.executable, "saved_model_main.py", "--mock_data", "--noshow_model",
-         f"--model_path={tmp_path}", "--model=mnist_flax", "--num_epochs=0"],
+         f"--model_path={model_path}", "--model=mnist_flax", "--num_epochs=0"],
         cwd=ROOT, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
+    for line in export.stderr:
+        if "Converting with jax2tf and saving" in line:
+            break
+    return export
+
+
+def test_clean_leaves_a_running_export_alone(tmp_path):
+    export = export_until_converting(tmp_path)
     try:
-        for line in export.stderr:
-            if "Converting with jax2tf and saving" in line:
-                break
         export.send_signal(signal.SIGSTOP)  # Mid-export, for as long as `make clean` runs.
         (staging,) = (tmp_path / "mnist_flax").glob(".staging-*")
         output = make("clean", f"MODEL_PATH={tmp_path}")
@@ -240,14 +246,7 @@ def test_clean_leaves_a_running_export_alone(tmp_path):
 
 
 def test_clean_removes_what_a_killed_export_left(tmp_path):
-    export = subprocess.Popen(
-        [sys.executable, "saved_model_main.py", "--mock_data", "--noshow_model",
-         f"--model_path={tmp_path}", "--model=mnist_flax", "--num_epochs=0"],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    for line in export.stderr:
-        if "Converting with jax2tf and saving" in line:
-            break
+    export = export_until_converting(tmp_path)
     export.kill()  # No clean-up runs.
     export.communicate(timeout=60)
     (staging,) = (tmp_path / "mnist_flax").glob(".staging-*")
