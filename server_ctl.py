@@ -71,8 +71,10 @@ def check() -> None:
 
 def _check_export_fits(version_dir: str, version: str) -> None:
     """The newest version was exported for this server's device and release, as far as it says."""
+    import saved_model_lib
+
     try:
-        with open(os.path.join(version_dir, "assets.extra", "export_info.json")) as f:
+        with open(os.path.join(version_dir, saved_model_lib.EXPORT_INFO_FILE)) as f:
             info = json.load(f)
     except (OSError, ValueError):
         return  # Not exported by this project: nothing recorded to check.
@@ -85,7 +87,15 @@ def _check_export_fits(version_dir: str, version: str) -> None:
             "both: make export PLATFORMS=cpu,cuda"
         )
     serving, exported = _SERVING_RELEASE.value, info.get("tf_serving_version")
-    if serving and (not exported or _release(exported) > _release(serving)):
+    try:
+        newer = bool(serving) and (
+            not exported
+            or saved_model_lib.release_key(saved_model_lib.release_of(exported))
+            > saved_model_lib.release_key(saved_model_lib.release_of(serving))
+        )
+    except saved_model_lib.ExportFormatError as e:
+        fail(str(e))
+    if newer:
         made_for = f"TensorFlow Serving {exported}" if exported else "JAX's newest format"
         print(
             f"warning: version {version} was exported for {made_for}, which TensorFlow Serving "
@@ -93,14 +103,6 @@ def _check_export_fits(version_dir: str, version: str) -> None:
             f"export for it: make export TF_SERVING_VERSION={serving}",
             file=sys.stderr,
         )
-
-
-def _release(version: str) -> tuple[int, ...]:
-    """ "2.19.1" -> (2, 19): TensorFlow Serving X.Y runs TensorFlow X.Y."""
-    try:
-        return tuple(int(part) for part in version.split(".")[:2])
-    except ValueError:
-        fail(f"TF_SERVING_VERSION={version!r} is not a release number such as 2.19 or 2.19.1.")
 
 
 def clean() -> None:

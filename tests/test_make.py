@@ -604,6 +604,13 @@ def test_serve_check_warns_when_the_release_may_not_run_the_export(
         assert f"make compat TF_SERVING_VERSION={serving}" in result.stderr
 
 
+def test_serve_check_explains_a_release_that_is_no_number(tmp_path):
+    write_export_info(tmp_path / "1", platforms=["cpu"], tf_serving_version="2.19")
+    result = serve_check(tmp_path, "--serving_release=latest")
+    assert result.returncode == 1
+    assert "error: TF_SERVING_VERSION='latest' is not a release number" in result.stderr
+
+
 def test_make_n_compat_passes_the_variables():
     (command,) = dry_run(
         "compat", "COMPAT_VERSIONS=2.16  2.21", "TF_SERVING_VERSION=2.16", "MODEL_VERSION=3"
