@@ -53,7 +53,8 @@ _MODEL_CLASSIFIER_LAYER = flags.DEFINE_boolean(
     "model_classifier_layer",
     True,
     "Export the whole classifier (log-probabilities of the 10 digits). False exports "
-    "the features of the last hidden layer instead, to reuse the model in a larger one.",
+    "the features of the last hidden layer instead, to reuse the model in a larger one, "
+    "under its own name, MODEL_features.",
 )
 _MODEL_PATH = flags.DEFINE_string(
     "model_path",
@@ -150,7 +151,10 @@ def train_and_export() -> str:
     model = get_model(_MODEL.value)
     if _TF_SERVING_VERSION.value:
         saved_model_lib.serving_runtime(_TF_SERVING_VERSION.value)  # Fails before training.
-    base_dir = os.path.join(_MODEL_PATH.value, model.name)
+    # A features-only model answers something else than the classifier: as its
+    # next version, a server of the classifier would switch to it unnoticed.
+    name = model.name if _MODEL_CLASSIFIER_LAYER.value else f"{model.name}_features"
+    base_dir = os.path.join(_MODEL_PATH.value, name)
     version = _MODEL_VERSION.value or saved_model_lib.next_version(base_dir)
     # Checked again when publishing; these early checks save the training time.
     if version in saved_model_lib.versions(base_dir) and not _OVERWRITE.value:
@@ -204,7 +208,7 @@ def train_and_export() -> str:
         )
         if warmup_sizes:
             saved_model_lib.write_warmup_requests(
-                staging, [_test_batch(test_data, n) for n in warmup_sizes], model_name=model.name
+                staging, [_test_batch(test_data, n) for n in warmup_sizes], model_name=name
             )
         if _TEST_SAVEDMODEL.value:
             test_savedmodel(staging, lambda x: predict_fn(result.params, x), test_data)
@@ -212,7 +216,7 @@ def train_and_export() -> str:
             images_file = save_images(staging, test_data)
         version = _publish(staging, base_dir, version)
     path = os.path.join(base_dir, str(version))
-    logging.info("Exported %s version %d to %s", model.name, version, path)
+    logging.info("Exported %s version %d to %s", name, version, path)
     if _SHOW_IMAGES.value:
         print(f"Test images with predictions: {images_file.replace(staging, path)}")
     return path

@@ -4,8 +4,8 @@ The library behind model_server_request.py, the benchmark and the tests: no
 flags, so it can be imported anywhere. Both clients answer the same calls, so
 code above them does not care which API it talks to:
 
-- `signature_input()`: the serving signature's single input name and shape,
-  from GetModelMetadata (gRPC) or /metadata (REST).
+- `signature()`: the serving signature's single input (name and shape) and
+  single output (shape), from GetModelMetadata (gRPC) or /metadata (REST).
 - `predict(input_name, images)`: the single output, as a numpy array.
 
 Every failure is a `RequestError` whose message says what to do, never a
@@ -13,6 +13,7 @@ stack trace from grpc or requests.
 """
 
 import concurrent.futures
+import dataclasses
 import json
 import threading
 import time
@@ -31,7 +32,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from models import MODELS, mnist_data
+from models import MODELS, NUM_CLASSES, mnist_data
 
 SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 
@@ -60,13 +61,13 @@ class GrpcClient:
         except grpc.FutureTimeoutError:
             raise _no_server(self.address, seconds, "gRPC") from None
 
-    def signature_input(self) -> tuple[str, list[int]]:
+    def signature(self) -> "Signature":
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
         request.model_spec.name = self.model
         response = self._call(self._stub.GetModelMetadata, request)
         signatures = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signatures)
-        return _single_input(signatures.signature_def, self.model)
+        return _signature(signatures.signature_def, self.model)
 
     def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
         (output,) = self._predict(input_name, images).outputs.values()
@@ -117,7 +118,7 @@ class RestClient:
             except requests.Timeout:
                 raise _no_server(self.address, seconds, "REST") from None
 
-    def signature_input(self) -> tuple[str, list[int]]:
+    def signature(self) -> "Signature":
         metadata = self._request("GET", f"{self._url}/metadata")
         signatures = metadata["metadata"]["signature_def"]["signature_def"]
         parsed = {
@@ -126,7 +127,7 @@ class RestClient:
             )
             for name, sig in signatures.items()
         }
-        return _single_input(parsed, self.model)
+        return _signature(parsed, self.model)
 
     def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
         body = {"signature_name": SIGNATURE, "instances": np.ascontiguousarray(images)}
@@ -169,14 +170,29 @@ class RestClient:
         return payload
 
 
-def _single_input(signatures, model: str) -> tuple[str, list[int]]:
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    """What the serving signature takes and answers; -1 for a dimension of any size."""
+
+    input_name: str
+    input_dims: list[int]
+    output_dims: list[int]
+
+
+def _signature(signatures, model: str) -> Signature:
     if SIGNATURE not in signatures:
         raise RequestError(f"model {model} has no '{SIGNATURE}' signature")
-    inputs = signatures[SIGNATURE].inputs
-    if len(inputs) != 1:
-        raise RequestError(f"model {model} takes {len(inputs)} inputs; this client sends one")
+    inputs, outputs = signatures[SIGNATURE].inputs, signatures[SIGNATURE].outputs
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise RequestError(
+            f"model {model} takes {len(inputs)} inputs and answers {len(outputs)} outputs; "
+            "this client sends one and reads one"
+        )
     ((name, info),) = inputs.items()
-    return name, [d.size for d in info.tensor_shape.dim]
+    (output,) = outputs.values()
+    return Signature(
+        name, [d.size for d in info.tensor_shape.dim], [d.size for d in output.tensor_shape.dim]
+    )
 
 
 def _no_server(address: str, seconds: float, api: str) -> RequestError:
@@ -191,9 +207,9 @@ def make_client(use_grpc: bool, address: str, model: str, timeout: float):
 
 
 def preflight(client, batch_size: int) -> str:
-    """Checks the model exists and takes this batch size; returns its input name."""
+    """Checks the model exists, takes this batch size and classifies; returns its input name."""
     try:
-        name, dims = client.signature_input()
+        signature = client.signature()
     except UnknownModelError as e:
         served = [m for m in MODELS if m != client.model and _serves(client, m)]
         listing = ", ".join(served) if served else f"none of {', '.join(MODELS)}"
@@ -201,6 +217,7 @@ def preflight(client, batch_size: int) -> str:
             f"the server has no model '{client.model}' ({e}). It serves: {listing}. Pass the "
             "served name (make request MODEL=...), or serve this model (make serve MODEL=...)."
         ) from None
+    dims = signature.input_dims
     if dims and dims[0] > 0 and dims[0] != batch_size:
         raise RequestError(
             f"model '{client.model}' was exported with batch size {dims[0]}, but requests "
@@ -208,13 +225,20 @@ def preflight(client, batch_size: int) -> str:
             "(--serving_batch_size), or re-export with SERVING_BATCH_SIZE_SAVE=-1 to take "
             "any batch size (make export SERVING_BATCH_SIZE_SAVE=-1)."
         )
-    return name
+    if signature.output_dims[1:] != [NUM_CLASSES]:
+        raise RequestError(
+            f"model '{client.model}' answers shape {signature.output_dims}, not the "
+            f"log-probabilities of {NUM_CLASSES} digits ([-1, {NUM_CLASSES}]): it is no MNIST "
+            "classifier (a features-only export is served as MODEL_features). Request a "
+            "classifier (make request MODEL=...)."
+        )
+    return signature.input_name
 
 
 def _serves(client, model: str) -> bool:
     probe = type(client)(client.address, model, client.timeout)
     try:
-        probe.signature_input()
+        probe.signature()
         return True
     except RequestError:
         return False

@@ -317,7 +317,7 @@ def bench_serving(base: str, model_name: str, workdir: str, count: int, repeats:
         for api in ("gRPC", "REST"):
             for clients in (1, 4):
                 client = load_clients(api, server, model_name)
-                name = client.signature_input()[0]
+                name = client.signature().input_name
                 summary = serving_client.run(client, name, data, batch, clients, log=lambda _: None)
                 target = ">= 0.7" if (api, clients) == ("gRPC", 4) else ""
                 rows.append(

@@ -91,8 +91,12 @@ def test_training_learns_the_mock_data(export, model_name, num_epochs):
 
 
 @pytest.mark.parametrize("model_name, features", [("mnist_pure_jax", 512), ("mnist_flax", 256)])
-def test_features_only_export(export, model_name, features):
+def test_features_only_export(export, tmp_path, model_name, features):
+    classifier = export(model=model_name, num_epochs=0)
     path = export(model=model_name, model_classifier_layer=False, num_epochs=0)
+    # Its own model, not the classifier's next version, which a server would switch to.
+    assert path == str(tmp_path / f"{model_name}_features" / "1")
+    assert os.listdir(os.path.dirname(classifier)) == ["1"]
     serve = tf.saved_model.load(path).signatures["serving_default"]
     (outputs,) = serve(inputs=tf.zeros((3, *INPUT_SHAPE))).values()
     assert outputs.shape == (3, features)

@@ -147,6 +147,26 @@ def test_request_script_batch_size_preflight(exports):
         assert ok.returncode == 0, ok.stderr
 
 
+@pytest.mark.parametrize("protocol", ["--use_grpc", "--nouse_grpc"])
+def test_request_script_preflight_refuses_a_model_that_is_no_classifier(tmp_path, protocol):
+    path = export_model(
+        tmp_path, model="mnist_pure_jax", model_classifier_layer=False, num_epochs=0
+    )
+    with local_server("mnist_pure_jax_features", os.path.dirname(path)) as server:
+        address = (
+            server.grpc_address if protocol == "--use_grpc" else f"localhost:{server.rest_port}"
+        )
+        result = run(
+            ["python", "model_server_request.py", "--model_spec_name=mnist_pure_jax_features",
+             protocol, f"--prediction_service_addr={address}", "--count_images=16", "--mock_data"]
+        )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert (
+        "model 'mnist_pure_jax_features' answers shape [-1, 512], not the log-probabilities of "
+        "10 digits"
+    ) in result.stderr
+
+
 def test_request_script_unknown_model_and_no_server(exports):
     path = exports["mnist_flax", -1]
     with local_server("mnist_flax", os.path.dirname(path)) as server:
