@@ -20,6 +20,15 @@ MODEL_VERSION_GIVEN := $(if $(filter command line,$(origin MODEL_VERSION)),$(MOD
 MODEL_PATH_EMPTY := $(if $(filter command line environment,$(origin MODEL_PATH)),$(if $(MODEL_PATH),,yes))
 $(foreach v,$(ENV_VARS),$(eval $(v) := $(shell $(_given) . ./env.sh && printf '%s' "$$$(v)")))
 
+# The walkthrough's stderr goes through quiet_startup.sh, which drops the lines
+# TensorFlow prints at start-up on a machine without a GPU (no errors, though
+# one looks like one). VERBOSE=1 shows every line, and the export's and the
+# request's --verbose ones.
+VERBOSE ?=
+VERBOSE_ON := $(filter 1 true yes,$(VERBOSE))
+VERBOSE_FLAG := $(if $(VERBOSE_ON),--verbose)
+QUIET = $(if $(VERBOSE_ON),,2> >(./quiet_startup.sh >&2))
+
 # Options of the scripts, passed on only when set (the scripts' flags have the defaults).
 NUM_EPOCHS ?=
 MOCK_DATA ?=
@@ -91,7 +100,7 @@ help: ## List the targets and the variables
 	@echo "Variables (make VAR=value, or export VAR=value; defaults in env.sh):"
 	@$(foreach v,$(ENV_VARS),printf '  %-24s %s\n' '$(v)' '$($(v))';)
 	@echo "Options: NUM_EPOCHS=3 MOCK_DATA=1 DATA_DIR=dir OVERWRITE=1 PLATFORMS=cpu,cuda (export)"
-	@echo "         COMPAT_VERSIONS='2.16 2.21' (compat)"
+	@echo "         COMPAT_VERSIONS='2.16 2.21' (compat), VERBOSE=1 (every line, a line per batch)"
 
 env: ## Print the effective values of the variables
 	@$(foreach v,$(ENV_VARS),echo '$(v)=$($(v))';)
@@ -119,7 +128,7 @@ $(STAMP): requirements.txt
 export: $(STAMP) ## Train MODEL and export it to MODEL_PATH/MODEL/MODEL_VERSION
 	$(PY) saved_model_main.py --model=$(MODEL) --model_path=$(MODEL_PATH) $(VERSION_FLAG) \
 		--serving_batch_size=$(SERVING_BATCH_SIZE_SAVE) \
-		--compile_model --noshow_model $(strip $(EXPORT_FLAGS))
+		--compile_model --noshow_model $(strip $(EXPORT_FLAGS) $(VERBOSE_FLAG)) $(QUIET)
 
 # The newest version, unless MODEL_VERSION was given.
 INSPECT_VERSION = $(or $(MODEL_VERSION_GIVEN),$(shell MODEL_PATH='$(MODEL_PATH)'; MODEL='$(MODEL)'; \
@@ -130,12 +139,13 @@ inspect: $(STAMP) ## Show the SavedModel's signatures (newest version, or MODEL_
 	@[ -d "$(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION)" ] || { echo "error: no SavedModel at" \
 	  "$(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION). Run 'make export' first, or set MODEL_VERSION." >&2; exit 1; }
 	$(VENV)/bin/saved_model_cli show --all --dir $(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION)
-	@$(PY) compat.py --norun --model_path=$(MODEL_PATH) --model=$(MODEL) $(VERSION_FLAG)
+	@$(PY) compat.py --norun --model_path=$(MODEL_PATH) --model=$(MODEL) $(VERSION_FLAG) $(QUIET)
 
 compat: $(STAMP) ## Run MODEL's newest version with each TF Serving release's TensorFlow
 	$(PY) compat.py --model_path=$(MODEL_PATH) --model=$(MODEL) --venv_dir=$(COMPAT_DIR) $(strip $(VERSION_FLAG) \
 		$(if $(TF_SERVING_VERSION),--tf_serving_version=$(TF_SERVING_VERSION)) \
-		$(if $(strip $(COMPAT_VERSIONS)),--versions=$(subst $(space),$(comma),$(strip $(COMPAT_VERSIONS)))))
+		$(if $(strip $(COMPAT_VERSIONS)),--versions=$(subst $(space),$(comma),$(strip $(COMPAT_VERSIONS))))) \
+		$(QUIET)
 
 # ---- Serve -------------------------------------------------------------------
 serve: $(STAMP) ## Serve MODEL on GRPC_PORT and REST_PORT (SERVER=auto|docker|binary|local)
@@ -158,7 +168,7 @@ serve: $(STAMP) ## Serve MODEL on GRPC_PORT and REST_PORT (SERVER=auto|docker|bi
 
 serve-check:
 	@$(SERVER_CTL) check --model_base_path=$(MODEL_PATH)/$(MODEL) --ports=$(GRPC_PORT),$(REST_PORT) \
-		--serving_release='$(TF_SERVING_VERSION)' $(if $(GPU_ON),--gpu)
+		--serving_release='$(TF_SERVING_VERSION)' $(if $(GPU_ON),--gpu) $(QUIET)
 	@mkdir -p $(RUN_DIR)
 
 # The walkthrough's command, detached (-d) so that make returns; `docker logs
@@ -197,7 +207,8 @@ REQUEST_API = $(if $(filter rest,$(PROTOCOL)),--nouse_grpc --prediction_service_
 request: $(STAMP) ## Send COUNT_IMAGES test images to the server (PROTOCOL=grpc|rest)
 	$(PY) model_server_request.py --model_spec_name=$(MODEL) $(REQUEST_API) \
 		--serving_batch_size=$(SERVING_BATCH_SIZE) --count_images=$(COUNT_IMAGES) \
-		$(strip $(DATA_FLAGS) $(if $(CONCURRENCY),--concurrency=$(CONCURRENCY)))
+		$(strip $(DATA_FLAGS) $(if $(CONCURRENCY),--concurrency=$(CONCURRENCY)) $(VERBOSE_FLAG)) \
+		$(QUIET)
 
 demo: $(STAMP) ## export, serve, request over gRPC and REST, stop (MOCK_DATA=1: offline)
 	$(MAKE) --no-print-directory export

@@ -54,6 +54,13 @@ _CONNECT_TIMEOUT = flags.DEFINE_float(
 )
 _REQUEST_TIMEOUT = flags.DEFINE_float("request_timeout", 30.0, "Seconds to wait for one request.")
 
+_VERBOSE = flags.DEFINE_boolean(
+    "verbose",
+    False,
+    "Log each batch: the predicted digits, the labels and the running accuracy "
+    "(make request VERBOSE=1).",
+)
+
 
 def main(argv: list[str]) -> None:
     del argv
@@ -87,7 +94,16 @@ def main(argv: list[str]) -> None:
         count, _MODEL_SPEC_NAME.value, _PREDICTION_SERVICE_ADDR.value, api, batch_size,
         _CONCURRENCY.value,
     )  # fmt: skip
-    summary = run(client, input_name, data, batch_size, _CONCURRENCY.value, log=logging.info)
+    # A line per batch with --verbose (make request VERBOSE=1); failures always.
+    summary = run(
+        client,
+        input_name,
+        data,
+        batch_size,
+        _CONCURRENCY.value,
+        log=logging.info if _VERBOSE.value else lambda line: None,
+        log_failure=logging.warning,
+    )
     print(
         f"{api}: {summary['images']} images in {summary['requests']} requests "
         f"({summary['failed']} failed), accuracy {100 * summary['accuracy']:.2f}%, latency "

@@ -27,6 +27,7 @@ import dataclasses
 import datetime
 import functools
 import json
+import logging as std_logging
 import os
 import signal
 import subprocess
@@ -122,6 +123,9 @@ _TF_SERVING_VERSION = flags.DEFINE_string(
     "2.19.1: the export writes the format that release's TensorFlow reads (see "
     "saved_model_lib.TF_SERVING_RUNTIMES). Empty: JAX's newest format.",
 )
+_VERBOSE = flags.DEFINE_boolean(
+    "verbose", False, "Keep the INFO lines of TensorFlow's and JAX's own modules (make VERBOSE=1)."
+)
 _OVERWRITE = flags.DEFINE_boolean(
     "overwrite", False, "Replace MODEL_VERSION if it exists (otherwise that is an error)."
 )
@@ -133,6 +137,14 @@ class ExportError(Exception):
 
 def main(argv: list[str]) -> None:
     del argv
+    # TensorFlow's saver and JAX's backend probe log at INFO what no user acts
+    # on; --verbose (make export VERBOSE=1) keeps it. Warnings always pass.
+    if not _VERBOSE.value:
+        libraries = tuple(os.path.dirname(m.__file__) for m in (tf, jax))
+        logging.get_absl_handler().addFilter(
+            lambda r: r.levelno >= std_logging.WARNING or not r.pathname.startswith(libraries)
+        )
+        tf.get_logger().setLevel(std_logging.WARNING)  # It also prints through its own handler.
     # SIGTERM (kill, a CI timeout) unwinds like SIGINT, through the clean-up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:

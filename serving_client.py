@@ -251,8 +251,14 @@ def run(
     batch_size: int,
     concurrency: int,
     log: Callable[[str], None] = print,
+    log_failure: Callable[[str], None] | None = None,
 ) -> dict:
-    """Sends `data` in batches from `concurrency` workers; returns the summary."""
+    """Sends `data` in batches from `concurrency` workers; returns the summary.
+
+    `log` gets a line per batch (its predictions), `log_failure` (default:
+    `log`) a line per failed batch.
+    """
+    log_failure = log_failure or log
     batches = list(mnist_data.batches(data, batch_size))
     latencies, failures = [], 0
     correct = done = 0
@@ -270,7 +276,7 @@ def run(
                 latency, predicted = future.result()
             except RequestError as e:
                 failures += 1
-                log(f"batch {i}: failed: {e}")
+                log_failure(f"batch {i}: failed: {e}")
                 continue
             latencies.append(latency)
             correct += int(np.sum(predicted == labels))

@@ -1,5 +1,6 @@
 """The Makefile and env.sh: defaults, overrides, the walkthrough's commands, clean."""
 
+import glob
 import json
 import os
 import re
@@ -438,6 +439,45 @@ def test_demo_end_to_end(tmp_path):
     assert "REST: 64 images in 4 requests (0 failed)" in result.stdout
     assert "Stopped the local server" in result.stdout
     assert not (tmp_path / "run" / "server.pid").exists()
+    # A quiet terminal: no line that looks like an error, and a screenful in all.
+    output = result.stdout + result.stderr
+    if not glob.glob("/dev/nvidia[0-9]*"):
+        assert not re.search(r"^E\d{4} |failed call to cuInit|Traceback", output, re.MULTILINE)
+    assert len(output.splitlines()) <= 40, output
+
+
+def test_quiet_startup_drops_only_the_harmless_start_up_lines():
+    harmless = [
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
+        "I0000 00:00:1.1 9370 port.cc:153] oneDNN custom operations are on. You may see",
+        "I0000 00:00:1.2 9370 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
+        "GPU will not be used.",
+        "I0000 00:00:1.3 9370 cpu_feature_guard.cc:227] This TensorFlow binary is optimized",
+        "To enable the following instructions: AVX2 FMA, in other operations, rebuild",
+    ]
+    real = [
+        "E0000 00:00:1.4 9370 graph_compiler.cc:153] Executor failed to create kernel.",
+        "error: the export failed",
+        "Traceback (most recent call last):",
+        "I1125 14:37:19.14 saved_model_main.py:175] Training mnist_flax for 1 epochs",
+    ]
+    cuinit = "E0000 00:00:1.5 9370 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error"
+    result = run(["./quiet_startup.sh"], input="\n".join([*harmless, *real, cuinit]) + "\n")
+    kept = result.stdout.splitlines()
+    gpu = bool(glob.glob("/dev/nvidia[0-9]*"))
+    assert kept == real + ([cuinit] if gpu else [])
+
+
+def test_verbose_brings_every_line_back(tmp_path):
+    quiet = " ".join(dry_run("export", "request", f"MODEL_PATH={tmp_path}"))
+    assert quiet.count("2> >(./quiet_startup.sh >&2)") == 2 and "--verbose" not in quiet
+    verbose = " ".join(dry_run("export", "request", "VERBOSE=1", f"MODEL_PATH={tmp_path}"))
+    assert "quiet_startup" not in verbose and verbose.count("--verbose") == 2
+    result = run(["make", "export", "MOCK_DATA=1", "NUM_EPOCHS=0", f"MODEL_PATH={tmp_path}",
+                  "VERBOSE=1"])  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "oneDNN custom operations are on" in result.stderr  # TensorFlow's own start-up line.
+    assert "functional_saver.py" in result.stderr  # TensorFlow's own INFO line.
 
 
 def wait_gone(pid: int) -> None:

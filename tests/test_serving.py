@@ -109,20 +109,23 @@ def test_the_batch_mismatch_errors_that_the_readme_quotes(exports, model, parame
 def test_request_script_over_grpc_and_rest(exports):
     path = exports["mnist_flax", -1]
     with local_server("mnist_flax", os.path.dirname(path)) as server:
-        for api in (
-            ["--use_grpc", server.grpc_address],
-            ["--nouse_grpc", f"localhost:{server.rest_port}"],
+        # A line per batch only with --verbose (make request VERBOSE=1).
+        for api, verbose in (
+            (["--use_grpc", server.grpc_address], "--noverbose"),
+            (["--nouse_grpc", f"localhost:{server.rest_port}"], "--verbose"),
         ):
             result = run(
                 [
                     "python", "model_server_request.py", "--model_spec_name=mnist_flax", api[0],
                     f"--prediction_service_addr={api[1]}", "--serving_batch_size=16",
                     "--count_images=64", "--mock_data", "--concurrency=2",
+                    verbose,
                 ]
             )  # fmt: skip
             assert result.returncode == 0, result.stderr
             assert "64 images in 4 requests (0 failed), accuracy" in result.stdout
-            assert "running accuracy" in result.stderr and "p99" in result.stdout
+            assert "p99" in result.stdout
+            assert ("running accuracy" in result.stderr) == (verbose == "--verbose")
 
 
 def test_request_script_batch_size_preflight(exports):
