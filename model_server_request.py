@@ -87,7 +87,7 @@ def main(argv: list[str]) -> None:
         sys.exit(f"error: the test data has {len(data)} images, fewer than --count_images={count}")
     data = mnist_data.Split(data.images[:count], data.labels[:count])
     # TensorFlow holds millions of Python objects; a full garbage collection
-    # among them (which the lists of REST requests trigger) pauses ~150 ms.
+    # among them (which the lists of REST requests trigger) pauses requests.
     gc.freeze()
     logging.info(
         "Sending %d images to %s at %s over %s, %d per request, %d at a time",

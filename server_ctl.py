@@ -113,7 +113,7 @@ def clean() -> None:
     holds a lock on its own. Directories are removed only when this emptied
     them; ones that were empty already are someone else's.
     """
-    import saved_model_lib  # Imports TensorFlow (3 s): only this command needs it.
+    import saved_model_lib  # Imports TensorFlow (seconds): only this command needs it.
 
     given = _EXPORTS_PATH.value or ""
     path = os.path.realpath(given) if given else ""

@@ -202,8 +202,7 @@ def bench_inference(model_name: str, path: str, batch_sizes, repeats: int) -> li
     """The reloaded SavedModel against jitted JAX, on the same batch.
 
     JAX is timed before TensorFlow runs: TensorFlow's threads keep spinning a
-    while after each call, and on 2 cores they slowed JAX (MLP at batch 1:
-    0.22 ms when timed after TensorFlow, 0.14 ms before).
+    while after each call, and on 2 cores they slowed JAX measurably.
     """
     predict = reloaded_function(tf.saved_model.load(path))
     jax_ms = jax_latency_ms(model_name, batch_sizes, repeats)
@@ -349,8 +348,8 @@ def bench_first_request(workdir: str, model_name: str) -> list[Row]:
     new version is exported and picked up. The first answer from the new
     version pays for whatever loading left undone (XLA compiling that batch
     shape); it is compared with the median of the old version's answers. (A
-    pause of a second or more between requests costs ~5 ms by itself on this
-    machine, so a client that waits would measure its own idleness.)
+    pause of a second or more between requests costs a few ms by itself on
+    this machine, so a client that waits would measure its own idleness.)
     """
     rows = []
     images = mnist_data.scale_images(mnist_data.synthetic(16).images)
