@@ -232,7 +232,7 @@ distclean: ## `make clean`, and delete .venv and the virtualenvs of `make compat
 # ---- Benchmark ---------------------------------------------------------------
 QUICK ?=
 bench: $(STAMP) ## Measure each step against its bound (QUICK=1: under 2 minutes)
-	$(PY) bench/bench.py $(if $(filter 1 true yes,$(QUICK)),--quick)
+	$(PY) -m bench.bench $(if $(filter 1 true yes,$(QUICK)),--quick)
 
 # ---- Checks ------------------------------------------------------------------
 test: $(STAMP) ## Run the tests (offline; a few minutes)

@@ -1,6 +1,6 @@
 """Which initialisation trains the MLP best in 3 epochs, on real images.
 
-    python bench/mlp_init.py --data_dir=/usr/share/datasets/fashion-mnist
+    python -m bench.mlp_init --data_dir=/usr/share/datasets/fashion-mnist
 
 It trains mnist_pure_jax as `make export` does (Adam 1e-3, 3 epochs, batch
 128) from each initialisation below, over several seeds, and prints the mean
@@ -12,7 +12,6 @@ its 1,797 real handwritten digits (8x8, scaled to 24x24 and padded to 28x28;
 
 import dataclasses
 import itertools
-import os
 import sys
 
 import jax
@@ -20,7 +19,6 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from models import get_model, mnist_data, mnist_pure_jax, train
 
 # --data_dir is models.mnist_data's flag: MNIST-format IDX files (train and t10k).
