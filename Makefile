@@ -207,8 +207,7 @@ REQUEST_API = $(if $(filter rest,$(PROTOCOL)),--nouse_grpc --prediction_service_
 request: $(STAMP) ## Send COUNT_IMAGES test images to the server (PROTOCOL=grpc|rest)
 	$(PY) model_server_request.py --model_spec_name=$(MODEL) $(REQUEST_API) \
 		--serving_batch_size=$(SERVING_BATCH_SIZE) --count_images=$(COUNT_IMAGES) \
-		$(strip $(DATA_FLAGS) $(if $(CONCURRENCY),--concurrency=$(CONCURRENCY)) $(VERBOSE_FLAG)) \
-		$(QUIET)
+		$(strip $(DATA_FLAGS) $(if $(CONCURRENCY),--concurrency=$(CONCURRENCY)) $(VERBOSE_FLAG)) $(QUIET)
 
 demo: $(STAMP) ## export, serve, request over gRPC and REST, stop (MOCK_DATA=1: offline)
 	$(MAKE) --no-print-directory export

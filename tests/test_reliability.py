@@ -269,7 +269,7 @@ def test_request_script_exit_status_and_count_when_the_server_is_gone(tmp_path):
         script = subprocess.Popen(
             [sys.executable, "model_server_request.py", "--model_spec_name=mnist_pure_jax",
              f"--prediction_service_addr={server.grpc_address}", "--serving_batch_size=1",
-             "--count_images=256", "--mock_data", "--request_timeout=2"],
+             "--count_images=256", "--mock_data", "--request_timeout=2", "--verbose"],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         # Stop the server once the script has sent its first batches. The script
