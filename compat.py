@@ -140,11 +140,7 @@ def target_release(saved_model_dir: str, given: str) -> tuple[str, str]:
     """The oldest release that must serve the model, and why that one."""
     if given:
         return release_of(given), "--tf_serving_version"
-    try:
-        with open(os.path.join(saved_model_dir, saved_model_lib.EXPORT_INFO_FILE)) as f:
-            info = json.load(f)
-    except (OSError, json.JSONDecodeError):
-        info = {}
+    info = saved_model_lib.read_export_info(saved_model_dir)
     if info.get("tf_serving_version"):
         return release_of(info["tf_serving_version"]), "the export's TF_SERVING_VERSION"
     if info.get("tensorflow"):

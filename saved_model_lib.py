@@ -38,6 +38,7 @@ import ctypes
 import dataclasses
 import errno
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -363,6 +364,16 @@ def write_warmup_requests(
             request.inputs[input_name].CopyFrom(tf.make_tensor_proto(batch))
             writer.write(log.SerializeToString())
     return path
+
+
+def read_export_info(version_dir: str) -> dict:
+    """The version's EXPORT_INFO_FILE; empty if it has none, or none that reads as a record."""
+    try:
+        with open(os.path.join(version_dir, EXPORT_INFO_FILE)) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
 
 
 def write_validation_batch(

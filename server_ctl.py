@@ -14,7 +14,6 @@ benchmark.
 """
 
 import contextlib
-import json
 import os
 import pathlib
 import shutil
@@ -73,10 +72,8 @@ def _check_export_fits(version_dir: str, version: str) -> None:
     """The newest version was exported for this server's device and release, as far as it says."""
     import saved_model_lib
 
-    try:
-        with open(os.path.join(version_dir, saved_model_lib.EXPORT_INFO_FILE)) as f:
-            info = json.load(f)
-    except (OSError, ValueError):
+    info = saved_model_lib.read_export_info(version_dir)
+    if not info:
         return  # Not exported by this project: nothing recorded to check.
     platforms = info.get("platforms") or ["cpu"]
     if _GPU.value and "cuda" not in platforms:
@@ -149,16 +146,10 @@ def _exported_here(version_dir: str) -> bool:
     """Whether `make export` wrote this version: its record says so, and it is a SavedModel."""
     import saved_model_lib
 
-    if os.path.islink(version_dir):
-        return False
-    try:
-        with open(os.path.join(version_dir, saved_model_lib.EXPORT_INFO_FILE)) as f:
-            info = json.load(f)
-    except (OSError, ValueError):
-        return False
     return (
-        isinstance(info, dict)
-        and info.get("exported_by") == saved_model_lib.EXPORTED_BY
+        not os.path.islink(version_dir)
+        and saved_model_lib.read_export_info(version_dir).get("exported_by")
+        == saved_model_lib.EXPORTED_BY
         and os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
     )
 

@@ -13,11 +13,6 @@ import check_savedmodel
 import saved_model_lib
 from saved_model_lib import ExportFormatError
 
-
-def version_of(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
-
-
 # ---- The export ------------------------------------------------------------------
 
 
@@ -29,7 +24,9 @@ def test_export_for_a_release_writes_its_format(export, release):
     assert modules, "a jax2tf export holds XlaCallModule ops"
     for module in modules:
         assert module.calling_convention_version == 9
-        assert version_of(module.stablehlo_version) <= version_of(runtime.stablehlo_version)
+        assert saved_model_lib.release_key(module.stablehlo_version) <= saved_model_lib.release_key(
+            runtime.stablehlo_version
+        )
         assert module.platforms == ("CPU",)
     with open(os.path.join(path, "assets.extra", "export_info.json")) as f:
         info = json.load(f)

@@ -20,10 +20,6 @@ import saved_model_lib
 from saved_model_lib import ExportFormatError, ServingRuntime, XlaCallModuleInfo
 
 
-def version_of(text: str) -> tuple[int, ...]:
-    return tuple(int(part) for part in text.split("."))
-
-
 def affine(params, inputs):
     """A small JAX function of (params, inputs), as convert_and_save_model takes."""
     return jnp.tanh(inputs @ params["w"] + params["b"])
@@ -100,7 +96,9 @@ def test_the_table_grows_with_the_releases():
     runtimes = [saved_model_lib.TF_SERVING_RUNTIMES[r] for r in releases]
     for older, newer in itertools.pairwise(runtimes):
         assert newer.calling_convention_version >= older.calling_convention_version
-        assert version_of(newer.stablehlo_version) > version_of(older.stablehlo_version)
+        assert saved_model_lib.release_key(newer.stablehlo_version) > saved_model_lib.release_key(
+            older.stablehlo_version
+        )
 
 
 @pytest.mark.parametrize(
@@ -174,7 +172,7 @@ def test_convert_for_a_release_writes_its_format(tmp_path):
     save(tmp_path / "m", tf_serving_version="2.19")
     modules = saved_model_lib.xla_call_modules(str(tmp_path / "m"))
     assert modules and {m.calling_convention_version for m in modules} == {9}
-    assert all(version_of(m.stablehlo_version) <= (1, 9, 1) for m in modules)
+    assert all(saved_model_lib.release_key(m.stablehlo_version) <= (1, 9, 1) for m in modules)
 
 
 def test_convert_never_claims_a_release_it_does_not_fit(tmp_path, monkeypatch):
@@ -268,3 +266,14 @@ def test_validation_batch_round_trip(tmp_path):
     batch = np.load(path)
     np.testing.assert_array_equal(batch["outputs"], outputs)
     assert float(batch["atol"]) == 1e-5 and float(batch["rtol"]) == 1e-6
+
+
+def test_read_export_info(tmp_path):
+    assert saved_model_lib.read_export_info(str(tmp_path)) == {}  # None written.
+    info_file = tmp_path / saved_model_lib.EXPORT_INFO_FILE
+    info_file.parent.mkdir()
+    for text in ("not json", "[1, 2]"):
+        info_file.write_text(text)
+        assert saved_model_lib.read_export_info(str(tmp_path)) == {}
+    info_file.write_text('{"exported_by": "me"}')
+    assert saved_model_lib.read_export_info(str(tmp_path)) == {"exported_by": "me"}
