@@ -50,6 +50,21 @@ _VERSIONS = flags.DEFINE_list(
     sorted(saved_model_lib.TF_SERVING_RUNTIMES, key=release_key),
     "TensorFlow Serving releases to check, each with its own TensorFlow.",
 )
+
+
+def _are_releases(versions: list[str]) -> bool:
+    try:
+        return all(release_of(v) for v in versions) and bool(versions)
+    except saved_model_lib.ExportFormatError:
+        return False
+
+
+flags.register_validator(
+    "versions",
+    _are_releases,
+    "--versions (make compat COMPAT_VERSIONS='2.16 2.21') takes TensorFlow Serving releases "
+    "such as 2.16 or 2.19.1",
+)
 _TF_SERVING_VERSION = flags.DEFINE_string(
     "tf_serving_version",
     "",

@@ -227,3 +227,12 @@ def test_compat_venv_dir_default_is_the_makefile_one():
     assert "COMPAT_DIR := .compat\n" in makefile
     result = run([sys.executable, "compat.py", "--helpfull"])
     assert f"(default: '{ROOT / '.compat'}')" in result.stdout
+
+
+def test_compat_names_the_variable_of_a_bad_release(tmp_path):
+    result = run([sys.executable, "compat.py", f"--model_path={tmp_path}", "--versions=2.16,foo"])
+    assert result.returncode == 1
+    assert "--versions (make compat COMPAT_VERSIONS='2.16 2.21') takes TensorFlow Serving" in (
+        result.stderr
+    )
+    assert "TF_SERVING_VERSION" not in result.stderr
