@@ -1,0 +1,26 @@
+"""The local server's settings, one value each, named after tensorflow_model_server's flags."""
+
+import dataclasses
+import os
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    model_name: str
+    model_base_path: str
+    host: str = "localhost"
+    port: int = 8500
+    rest_api_port: int = 8501  # 0: no REST.
+    file_system_poll_wait_seconds: float = 1.0
+    grpc_max_threads: int = 16
+    grpc_max_message_bytes: int = 2**31 - 1  # TensorFlow Serving's default.
+    # TensorFlow Serving: 4 x the CPUs, and 30 s.
+    rest_api_num_threads: int = 4 * (os.cpu_count() or 1)
+    rest_api_timeout_in_ms: int = 30_000
+    rest_max_body_bytes: int = 64 * 1024 * 1024
+    # A connection that has not sent a whole request within this long, or
+    # stays idle between requests this long, is closed.
+    rest_idle_timeout_seconds: float = 10.0
+    rest_max_connections: int = 4096
+    rest_api_enable_cors_support: bool = False
+    max_batch_size: int = 0  # 0: no limit.
