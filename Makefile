@@ -101,6 +101,12 @@ help: ## List the targets and the variables
 	@$(foreach v,$(ENV_VARS),printf '  %-24s %s\n' '$(v)' '$($(v))';)
 	@echo "Options: NUM_EPOCHS=3 MOCK_DATA=1 DATA_DIR=dir OVERWRITE=1 PLATFORMS=cpu,cuda (export)"
 	@echo "         COMPAT_VERSIONS='2.16 2.21' (compat), VERBOSE=1 (every line, a line per batch)"
+	@echo
+	@echo "What a server that \`make serve\` started answers (TensorFlow Serving's API; any SERVER kind):"
+	@echo "  gRPC on GRPC_PORT: PredictionService Predict, Classify, Regress, MultiInference,"
+	@echo "                     GetModelMetadata; ModelService GetModelStatus"
+	@echo "  REST on REST_PORT: POST /v1/models/MODEL[/versions/N]:predict | :classify | :regress"
+	@echo "                     GET  /v1/models/MODEL[/versions/N][/metadata]"
 
 env: ## Print the effective values of the variables
 	@$(foreach v,$(ENV_VARS),echo '$(v)=$($(v))';)
@@ -237,8 +243,9 @@ bench: $(STAMP) ## Measure each step against its bound (QUICK=1: under 2 minutes
 test: $(STAMP) ## Run the tests (offline; a few minutes)
 	$(PY) -m pytest -q tests
 
-stress: $(STAMP) ## The long stress and fuzz runs (2 minutes of load, 5000 hostile requests)
-	STRESS_SECONDS=120 FUZZ_EXAMPLES=5000 $(PY) -m pytest -q -s tests/test_stress.py \
+stress: $(STAMP) ## The long stress and fuzz runs (2 min of load, 5000 hostile requests, 2000 idle sockets)
+	STRESS_SECONDS=120 FUZZ_EXAMPLES=5000 HOSTILE_CONNECTIONS=2000 HOSTILE_SECONDS=30 \
+		$(PY) -m pytest -q -s tests/test_stress.py \
 		tests/test_reliability.py::test_fuzz_rest_with_hostile_requests
 
 lint: $(STAMP) ## ruff check and ruff format --check

@@ -140,7 +140,10 @@ class RestClient:
             # orjson would write NaN and Infinity as null; json writes them as
             # TensorFlow Serving reads them.
             data = json.dumps({**body, "instances": images.tolist()}).encode()
-        return np.asarray(self._request("POST", f"{self._url}:predict", data)["predictions"])
+        predictions = self._request("POST", f"{self._url}:predict", data)["predictions"]
+        # TensorFlow Serving writes each float32 output in the shortest text that
+        # reads back as the same float32 (not float64).
+        return np.asarray(predictions, dtype=np.float32)
 
     def _request(self, method: str, url: str, data: bytes | None = None) -> dict:
         session = getattr(self._local, "session", None) or requests.Session()

@@ -90,6 +90,7 @@ TARGETS = {
     "training mnist_pure_jax": Target(at_least=0.85),
     "inference": Target(at_most=1.2),
     "served gRPC, 4 clients": Target(at_least=0.7),
+    "served REST, 4 clients": Target(at_least=0.5),
     "first answer with warmup": Target(at_most=2),
 }
 INPUT = saved_model_lib.INPUT_NAME
@@ -311,9 +312,7 @@ def bench_serving(base: str, model_name: str, workdir: str, count: int, repeats:
                 client = load_clients(api, server, model_name)
                 name = client.signature().input_name
                 summary = serving_client.run(client, name, data, batch, clients, log=lambda _: None)
-                target = (
-                    TARGETS["served gRPC, 4 clients"] if (api, clients) == ("gRPC", 4) else None
-                )
+                target = TARGETS.get(f"served {api}, {clients} clients")
                 rows.append(
                     Row(
                         f"served {api}, batch {batch}, {clients} client(s)"

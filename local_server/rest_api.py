@@ -99,15 +99,22 @@ def _model_spec(name: str, version: str | None, label: str | None) -> model_pb2.
 
 
 def _predict(server: ModelServer, spec: model_pb2.ModelSpec, body: bytes) -> dict:
-    doc = rest_codec.parse(body)
-    spec.signature_name = rest_codec.signature_name(doc)
+    fast = rest_codec.fast_predict(body)
+    doc = None if fast else rest_codec.parse(body)
+    spec.signature_name = fast.signature_name if fast else rest_codec.signature_name(doc)
     servable = server.servable(spec)
     name = spec.signature_name or DEFAULT_SIGNATURE
     if name not in servable.signature_defs:
         raise invalid(f'Serving signature name: "{name}" not found in signature def')
-    inputs, row_format = rest_codec.predict_inputs(
-        doc, body, servable.signature_defs[name].inputs, spec.signature_name
-    )
+    signature_inputs = servable.signature_defs[name].inputs
+    inputs = rest_codec.fast_inputs(fast, signature_inputs) if fast else None
+    if inputs is not None:
+        row_format = fast.row_format
+    else:
+        doc = doc or rest_codec.parse(body)
+        inputs, row_format = rest_codec.predict_inputs(
+            doc, body, signature_inputs, spec.signature_name
+        )
     request = predict_pb2.PredictRequest(model_spec=spec)
     outputs = inference.predict_arrays(servable, request, inputs, server.max_batch_size)
     return rest_codec.predict_outputs(outputs, row_format)

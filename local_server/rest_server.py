@@ -25,13 +25,9 @@ from local_server.options import ServerOptions
 _JSON = "application/json"
 
 
-def _error(code: grpc.StatusCode, message: str, **headers: str) -> web.Response:
-    return web.Response(
-        status=http_status(code),
-        body=rest_codec.dumps({"error": message}),
-        content_type=_JSON,
-        headers=headers,
-    )
+def _error(code: grpc.StatusCode, message: str) -> web.Response:
+    body = rest_codec.dumps({"error": message})
+    return web.Response(status=http_status(code), body=body, content_type=_JSON)
 
 
 class RestServer:
@@ -49,6 +45,8 @@ class RestServer:
             handle_signals=False,
             access_log=None,
             keepalive_timeout=options.rest_idle_timeout_seconds,
+            # Close at once after refusing a body, instead of reading it for 10 s.
+            lingering_time=0,
         )
         self._listener: asyncio.Server | None = None
 
@@ -62,7 +60,11 @@ class RestServer:
             return http() if len(http.connections) < limit else _Refused()
 
         self._listener = await asyncio.get_running_loop().create_server(
-            protocol, self._options.host, self._options.rest_api_port, reuse_address=True
+            protocol,
+            self._options.host,
+            self._options.rest_api_port,
+            reuse_address=True,
+            backlog=min(limit, 4096),  # A burst of connections waits, rather than retries.
         )
 
     async def stop(self) -> None:
@@ -79,11 +81,11 @@ class RestServer:
                 f"Not found: {request.method} {path} (TensorFlow Serving's API is under /v1/)",
             )
         if (request.content_length or 0) > self._options.rest_max_body_bytes:
-            return self._too_large(request.content_length, close=True)
+            return self._too_large(request.content_length)
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            return self._too_large(None, close=True)
+            return self._too_large(None)
         call = functools.partial(
             rest_api.handle,
             self._server,
@@ -108,14 +110,15 @@ class RestServer:
         headers = rest_api.CORS_HEADERS if self._options.rest_api_enable_cors_support else {}
         return web.Response(status=status, body=data, content_type=_JSON, headers=headers)
 
-    def _too_large(self, length: int | None, close: bool) -> web.Response:
+    def _too_large(self, length: int | None) -> web.Response:
         size = f"of {length} bytes " if length else ""
-        return _error(
+        response = _error(
             grpc.StatusCode.RESOURCE_EXHAUSTED,
             f"request body {size}is larger than the server's limit of "
             f"{self._options.rest_max_body_bytes} bytes (--rest_max_body_bytes)",
-            Connection="close",
         )
+        response.force_close()
+        return response
 
 
 class _Refused(asyncio.Protocol):

@@ -16,3 +16,28 @@ def test_every_test_the_promises_name_exists():
         if not re.search(rf"^def {name}\(", (ROOT / "tests" / file).read_text(), re.MULTILINE)
     ]
     assert missing == []
+
+
+def test_the_half_plus_two_curl_examples_answer_what_the_readme_says(tmp_path):
+    """Each `curl -d BODY localhost:8601/PATH  # ANSWER` line, sent to a rebuild of the model."""
+    import json
+
+    from half_plus_two import write_tf1
+
+    from local_server import rest_api
+    from local_server.api import ModelServer
+    from local_server.versions import VersionManager
+
+    write_tf1(tmp_path / "half_plus_two" / "123")
+    manager = VersionManager("half_plus_two", str(tmp_path / "half_plus_two"))
+    manager.poll()
+    server = ModelServer(manager)
+    examples = re.findall(
+        r"^curl -d '(.+)' localhost:8601(/v1/\S+)  # (.+)$",
+        (ROOT / "README.md").read_text(),
+        re.MULTILINE,
+    )
+    assert len(examples) >= 4
+    for body, path, answer in examples:
+        status, data = rest_api.handle(server, "POST", path, body.encode())
+        assert (status, json.loads(data)) == (200, json.loads(answer)), (path, body)

@@ -1,21 +1,26 @@
-"""Stress under change: clients stream requests while versions come, break and go.
+"""Stress: clients stream requests while versions come, break and go; idle sockets pile up.
 
-`make test` runs it for STRESS_SECONDS=10; `make stress` for 120.
+`make test` runs the short forms (STRESS_SECONDS=10; 200 idle connections for
+4 s); `make stress` the long ones (120 s; 2,000 idle connections for 30 s).
 """
 
 import os
 import shutil
+import socket
 import threading
 import time
 
 import numpy as np
 import requests
 from conftest import export_model, local_server
+from half_plus_two import write_tf1
 
 import serving_client
 from models import mnist_data
 
 STRESS_SECONDS = float(os.environ.get("STRESS_SECONDS", "10"))
+HOSTILE_CONNECTIONS = int(os.environ.get("HOSTILE_CONNECTIONS", "200"))
+HOSTILE_SECONDS = float(os.environ.get("HOSTILE_SECONDS", "4"))
 IMAGES = mnist_data.scale_images(mnist_data.synthetic(4, seed=11).images)
 
 
@@ -81,7 +86,12 @@ class StatusWatch:
 
     def _watch(self) -> None:
         while not self.stop.is_set():
-            status = self.server.status()
+            try:
+                status = self.server.status()
+            except Exception as e:  # A failed read is a finding too, not a dead watcher.
+                self.violations.append(f"status read failed: {type(e).__name__}: {e}")
+                time.sleep(0.05)
+                continue
             available = [v for v, s in status.items() if s["state"] == "AVAILABLE"]
             if len(available) != 1:
                 self.violations.append(f"{len(available)} versions AVAILABLE: {status}")
@@ -144,3 +154,70 @@ def test_stress_under_change(tmp_path):
         # Each client saw versions 1, 2 and 4 in that order, and never 3.
         assert seen == sorted(seen) and set(seen) == {1, 2, 4}, sorted(set(seen))
     assert "Failed to load version 3" in server.log()
+
+
+def proc_status(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(field + ":"))
+
+
+def test_idle_connections_take_no_threads_and_are_closed_by_the_server(tmp_path):
+    """Slowloris: connections that send half a request header and wait.
+
+    Held for HOSTILE_SECONDS, the server's idle timeout: its threads stay
+    bounded, its memory too, a normal request is served meanwhile, and at the
+    timeout the server closes every idle connection.
+    """
+    write_tf1(tmp_path / "half_plus_two" / "1")
+    timeout = HOSTILE_SECONDS
+    with local_server(
+        "half_plus_two",
+        tmp_path / "half_plus_two",
+        f"--rest_idle_timeout_seconds={timeout}",
+        "--rest_api_num_threads=8",
+    ) as server:
+        session = requests.Session()
+
+        def predict_ms() -> float:
+            start = time.perf_counter()
+            response = session.post(f"{server.rest_url}:predict", data='{"instances": [1.0]}')
+            assert response.json() == {"predictions": [2.5]}
+            return (time.perf_counter() - start) * 1000
+
+        for _ in range(20):  # Every REST thread started, as under load.
+            predict_ms()
+        pid = server.process.pid
+        threads_before, rss_before = proc_status(pid, "Threads"), proc_status(pid, "VmRSS")
+        sockets, opened = [], time.monotonic()
+        try:
+            for _ in range(HOSTILE_CONNECTIONS):
+                sock = socket.create_connection(("localhost", server.rest_port), timeout=60)
+                sock.sendall(b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\nHost: x\r\n")
+                sockets.append(sock)
+            latencies, threads, rss = [], [], []
+            while time.monotonic() - opened < timeout * 0.95:
+                latencies.append(predict_ms())
+                threads.append(proc_status(pid, "Threads"))
+                rss.append(proc_status(pid, "VmRSS"))
+                time.sleep(0.1)
+            closed_by_server = 0
+            for sock in sockets:  # Each gets its end of file from the server, or times out.
+                sock.settimeout(max(1.0, opened + timeout + 30 - time.monotonic()))
+                closed_by_server += sock.recv(1) == b""
+            held = time.monotonic() - opened
+        finally:
+            for sock in sockets:
+                sock.close()
+        growth_mib = (max(rss) - rss_before) / 1024
+        print(
+            f"\nidle connections: {HOSTILE_CONNECTIONS} held {held:.0f} s "
+            f"(server timeout {timeout:g} s): server threads {threads_before} -> max "
+            f"{max(threads)}, RSS +{growth_mib:.1f} MiB, {closed_by_server} closed by the "
+            f"server; a predict meanwhile: p50 {np.percentile(latencies, 50):.1f} ms, max "
+            f"{max(latencies):.1f} ms (target < 100 ms), {len(latencies)} sent"
+        )
+        assert max(threads) <= threads_before + 2  # No thread per connection.
+        assert growth_mib < 100
+        assert closed_by_server == HOSTILE_CONNECTIONS
+        assert len(latencies) >= 3  # Served while the connections were held.
+        assert predict_ms() > 0  # And after.
