@@ -288,6 +288,13 @@ def export_for_serving(model_path: str, model_name: str, warmup: bool) -> str:
     return os.path.join(model_path, model_name)
 
 
+def process_cpu_s(pid: int) -> float:
+    """User and system CPU seconds of a process so far (Linux's /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def load_clients(api: str, server: LocalServer, model: str):
     address = server.grpc_address if api == "gRPC" else f"localhost:{server.rest_port}"
     return serving_client.make_client(api == "gRPC", address, model, timeout=60)
@@ -311,12 +318,17 @@ def bench_serving(base: str, model_name: str, workdir: str, count: int, repeats:
             for clients in (1, 4):
                 client = load_clients(api, server, model_name)
                 name = client.signature().input_name
+                server_cpu, client_cpu = process_cpu_s(server.process.pid), time.process_time()
                 summary = serving_client.run(client, name, data, batch, clients, log=lambda _: None)
+                per_request_ms = 1000 / summary["requests"]
+                server_cpu = (process_cpu_s(server.process.pid) - server_cpu) * per_request_ms
+                client_cpu = (time.process_time() - client_cpu) * per_request_ms
                 target = TARGETS.get(f"served {api}, {clients} clients")
                 rows.append(
                     Row(
                         f"served {api}, batch {batch}, {clients} client(s)"
-                        f" (p50 {summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms)",
+                        f" (p50 {summary['p50_ms']:.1f} ms, p99 {summary['p99_ms']:.1f} ms;"
+                        f" CPU a request: server {server_cpu:.1f} ms, client {client_cpu:.1f} ms)",
                         summary["images_per_s"],
                         "images/s",
                         in_process,

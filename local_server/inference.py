@@ -64,26 +64,21 @@ def classify(
     servable: Servable, request: classification_pb2.ClassificationRequest
 ) -> classification_pb2.ClassificationResponse:
     response = classification_pb2.ClassificationResponse()
-    response.result.CopyFrom(tf_example.classify(servable, request))
-    _fill_spec(
-        response.model_spec,
-        request.model_spec.name,
-        servable.version,
-        request.model_spec.signature_name or DEFAULT_SIGNATURE,
-    )
-    return response
+    return _answer(response, tf_example.classify(servable, request), servable, request)
 
 
 def regress(
     servable: Servable, request: regression_pb2.RegressionRequest
 ) -> regression_pb2.RegressionResponse:
     response = regression_pb2.RegressionResponse()
-    response.result.CopyFrom(tf_example.regress(servable, request))
+    return _answer(response, tf_example.regress(servable, request), servable, request)
+
+
+def _answer(response, result, servable: Servable, request):
+    response.result.CopyFrom(result)
+    spec = request.model_spec
     _fill_spec(
-        response.model_spec,
-        request.model_spec.name,
-        servable.version,
-        request.model_spec.signature_name or DEFAULT_SIGNATURE,
+        response.model_spec, spec.name, servable.version, spec.signature_name or DEFAULT_SIGNATURE
     )
     return response
 

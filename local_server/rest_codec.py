@@ -13,6 +13,7 @@ import base64
 import functools
 import json
 import math
+import re
 import threading
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -93,9 +94,94 @@ def _parse_slowly(body: bytes):
             message = _PARSE_ERRORS.get(e.msg, e.msg)
         raise invalid(f"JSON Parse error: {message} at offset: {e.pos}") from None
     except RecursionError:
-        raise invalid(
-            "JSON Parse error: the document is nested too deeply for this server"
-        ) from None
+        return _parse_deep(text, start)
+
+
+_BLANKS = re.compile(r"[ \t\n\r]*")
+_WORDS = {
+    "true": True,
+    "false": False,
+    "null": None,
+    "NaN": math.nan,
+    "Infinity": math.inf,
+    "-Infinity": -math.inf,
+}
+
+
+def _parse_deep(text: str, pos: int):
+    """A document nested deeper than json's recursion allows, parsed with a stack.
+
+    rapidjson, parsing iteratively, has no depth limit; TensorFlow Serving's
+    tests send arrays 500,000 levels deep. Only such documents come here.
+    """
+
+    def fail(message: str, at: int):
+        raise invalid(f"JSON Parse error: {message} at offset: {at}")
+
+    def key_at(at: int) -> tuple[str, int]:
+        at = _BLANKS.match(text, at).end()
+        if not text.startswith('"', at):
+            fail("Missing a name for object member.", at)
+        key, at = json.decoder.scanstring(text, at + 1)
+        at = _BLANKS.match(text, at).end()
+        if not text.startswith(":", at):
+            fail("Missing a colon after a name of object member.", at)
+        return key, at + 1
+
+    stack: list[list] = []  # Open containers: [list, None] or [dict, pending key].
+    while True:
+        pos = _BLANKS.match(text, pos).end()
+        opener = text[pos : pos + 1]
+        if opener in ("[", "{"):
+            empty = _BLANKS.match(text, pos + 1).end()
+            if text.startswith("]" if opener == "[" else "}", empty):
+                value, pos = ([] if opener == "[" else {}), empty + 1
+            elif opener == "[":
+                stack.append([[], None])
+                pos += 1
+                continue
+            else:
+                key, pos = key_at(pos + 1)
+                stack.append([{}, key])
+                continue
+        elif opener == '"':
+            value, pos = json.decoder.scanstring(text, pos + 1)
+        else:
+            number = json.scanner.NUMBER_RE.match(text, pos)
+            word = next((w for w in _WORDS if text.startswith(w, pos)), None)
+            if number and not (word and word.startswith("-")):
+                integer, fraction, exponent = number.groups()
+                value = float(number.group()) if fraction or exponent else int(integer)
+                pos = number.end()
+            elif word:
+                value, pos = _WORDS[word], pos + len(word)
+            else:
+                fail("Invalid value.", pos)
+        while True:  # Put the value in its container; close what it completes.
+            if not stack:
+                return value
+            container, key = stack[-1]
+            if key is None:
+                container.append(value)
+            else:
+                container[key] = value
+            pos = _BLANKS.match(text, pos).end()
+            closer = "]" if key is None else "}"
+            if text.startswith(",", pos):
+                if key is None:
+                    pos += 1
+                else:
+                    stack[-1][1], pos = key_at(pos + 1)
+                break
+            if not text.startswith(closer, pos):
+                fail(
+                    "Missing a comma or ']' after an array element."
+                    if key is None
+                    else "Missing a comma or '}' after an object member.",
+                    pos,
+                )
+            value, pos = container, pos + 1
+            stack.pop()
 
 
 def _innermost(text: str, end: int) -> str:

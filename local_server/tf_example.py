@@ -157,21 +157,21 @@ def _dtype_name(array: np.ndarray) -> str:
 def classify(
     servable: Servable, request: classification_pb2.ClassificationRequest
 ) -> classification_pb2.ClassificationResult:
-    signature = _signature(servable, request.model_spec.signature_name)
-    input_name, fetches = classification_tensors(signature)
-    examples = serialized_examples(request.input)
-    outputs = servable.run({input_name: examples}, fetches)
-    return classification_result(outputs, len(examples))
+    return _run(servable, request, classification_tensors, classification_result)
 
 
 def regress(
     servable: Servable, request: regression_pb2.RegressionRequest
 ) -> regression_pb2.RegressionResult:
+    return _run(servable, request, regression_tensors, regression_result)
+
+
+def _run(servable: Servable, request, tensors, result):
+    """One signature on the request's examples: TensorFlow Serving's Run{Classify,Regress}."""
     signature = _signature(servable, request.model_spec.signature_name)
-    input_name, fetches = regression_tensors(signature)
+    input_name, fetches = tensors(signature)
     examples = serialized_examples(request.input)
-    outputs = servable.run({input_name: examples}, fetches)
-    return regression_result(outputs, len(examples))
+    return result(servable.run({input_name: examples}, fetches), len(examples))
 
 
 def multi_inference(

@@ -560,3 +560,35 @@ def test_the_fast_path_never_accepts_what_the_general_one_decodes_otherwise(
     general, row_format = rest_codec.predict_inputs(rest_codec.parse(body), body, inputs, "")
     assert fast.signature_name == (name or "") and fast.row_format == row_format
     np.testing.assert_array_equal(rest_codec.fast_inputs(fast, inputs)["x"], general["x"])
+
+
+def test_deeply_nested_well_formed():
+    """DeeplyNestedWellFormed: 500,000 levels, in a key predict does not read."""
+    body = '{"instances":[1], "nested":' + "[" * 500_000 + "]" * 500_000 + "}"
+    arrays, _ = fill_predict(body, infomap(default=tf.int32))
+    np.testing.assert_array_equal(arrays["default"], np.array([1], np.int32))
+
+
+def test_deeply_nested_malformed():
+    """DeeplyNestedMalformed: the same depth where a string belongs."""
+    body = '{"signature_name":' + "[" * 500_000 + "]" * 500_000 + "}"
+    error = error_of(lambda: fill_predict(body, infomap(default=tf.int32)))
+    assert "key must be a string value" in str(error)
+
+
+json_documents = st.recursive(
+    st.one_of(
+        st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text(max_size=5)
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=15,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(doc=json_documents, indent=st.sampled_from([None, 2]))
+def test_the_deep_parser_reads_what_json_reads(doc, indent):
+    text = json.dumps(doc, indent=indent)
+    assert rest_codec._parse_deep(text, 0) == json.loads(text)

@@ -18,20 +18,17 @@ def write_records(version_dir, logs) -> None:
             writer.write(log.SerializeToString())
 
 
+def example_log(kind: str, signature_name: str) -> prediction_log_pb2.PredictionLog:
+    """A classify_log or regress_log of one example, x = 1."""
+    log = prediction_log_pb2.PredictionLog()
+    request = getattr(log, kind).request
+    request.model_spec.name, request.model_spec.signature_name = "m", signature_name
+    request.input.example_list.examples.add().features.feature["x"].float_list.value.append(1.0)
+    return log
+
+
 def regress_log() -> prediction_log_pb2.PredictionLog:
-    log = prediction_log_pb2.PredictionLog()
-    request = log.regress_log.request
-    request.model_spec.name, request.model_spec.signature_name = "m", "regress_x_to_y"
-    request.input.example_list.examples.add().features.feature["x"].float_list.value.append(1.0)
-    return log
-
-
-def classify_log() -> prediction_log_pb2.PredictionLog:
-    log = prediction_log_pb2.PredictionLog()
-    request = log.classify_log.request
-    request.model_spec.name, request.model_spec.signature_name = "m", "classify_x_to_y"
-    request.input.example_list.examples.add().features.feature["x"].float_list.value.append(1.0)
-    return log
+    return example_log("regress_log", "regress_x_to_y")
 
 
 def predict_log() -> prediction_log_pb2.PredictionLog:
@@ -58,7 +55,8 @@ def version(tmp_path_factory):
 
 
 def test_predict_classify_regress_and_multi_inference_records_are_replayed(version):
-    write_records(version, [predict_log(), classify_log(), regress_log(), multi_log()])
+    classify_log = example_log("classify_log", "classify_x_to_y")
+    write_records(version, [predict_log(), classify_log, regress_log(), multi_log()])
     assert warm_up(Servable(str(version), 1)) == 4
 
 
