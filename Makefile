@@ -73,22 +73,10 @@ SERVER_FLAGS = --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) --model_name=$(M
 	$(if $(GPU_ON),--xla_gpu_compilation_enabled=true)
 SERVER_CTL = $(PY) server_ctl.py --model_name=$(MODEL)
 WAIT_AVAILABLE = $(SERVER_CTL) wait --rest_port=$(REST_PORT) --log=$(LOG_FILE)
-# Whether process $$pid is a model server: a pid file can outlive its server
-# (a reboot, a kill -9) and its pid be reused by any other process.
-IS_SERVER = ps -o args= -p "$$pid" 2>/dev/null | grep -Eq 'local_model_server\.py|tensorflow_model_server'
-# Stops what PID_FILE or KIND_FILE names, and nothing else; TERM, then KILL after 10 s.
-STOP_SERVER = kind=$$(cat $(KIND_FILE) 2>/dev/null); \
-	if [ "$$kind" = docker ]; then docker stop $(CONTAINER) >/dev/null && echo "Stopped container $(CONTAINER)."; \
-	elif [ -f $(PID_FILE) ]; then pid=$$(cat $(PID_FILE)); \
-	  if ! kill -0 "$$pid" 2>/dev/null; then \
-	    echo "The $$kind server (pid $$pid) was not running; removed its stale pid file."; \
-	  elif ! $(IS_SERVER); then echo "Process $$pid is not a model server (its pid was reused);" \
-	    "left it alone and removed the stale pid file."; \
-	  else kill "$$pid"; \
-	    for i in $$(seq 50); do kill -0 "$$pid" 2>/dev/null || break; sleep 0.2; done; \
-	    kill -0 "$$pid" 2>/dev/null && kill -9 "$$pid"; echo "Stopped the $$kind server (pid $$pid)."; fi; \
-	else echo "No model server started by 'make serve' is running."; fi; \
-	rm -f $(PID_FILE) $(KIND_FILE)
+# The files that name the server `make serve` started, for server_ctl.py
+# running (is one up?) and stop (stop it, and nothing else).
+RUN_FILES = --pid_file=$(PID_FILE) --kind_file=$(KIND_FILE) --container=$(CONTAINER)
+STOP_SERVER = $(PY) server_ctl.py stop $(RUN_FILES)
 
 .PHONY: help env setup export inspect compat serve serve-docker serve-binary serve-local serve-check \
 	stop status request demo bench clean distclean test stress lint
@@ -155,22 +143,9 @@ compat: $(STAMP) ## Run MODEL's newest version with each TF Serving release's Te
 
 # ---- Serve -------------------------------------------------------------------
 serve: $(STAMP) ## Serve MODEL on GRPC_PORT and REST_PORT (SERVER=auto|docker|binary|local)
-	@if [ -f $(PID_FILE) ] && pid=$$(cat $(PID_FILE)) && ! { kill -0 "$$pid" 2>/dev/null && $(IS_SERVER); }; then \
-	  echo "Removing the stale $(PID_FILE) (process $$pid is gone, or is no model server)."; \
-	  rm -f $(PID_FILE) $(KIND_FILE); fi
-	@if [ -f $(PID_FILE) ] || { [ "$$(cat $(KIND_FILE) 2>/dev/null)" = docker ] && \
-	    docker ps -q -f name='^$(CONTAINER)$$' 2>/dev/null | grep -q .; }; then \
-	  echo "error: a model server started by 'make serve' is already running ($$(cat $(KIND_FILE)) server," \
-	       "pid $$(cat $(PID_FILE) 2>/dev/null)). See it with 'make status'; stop it with 'make stop'." >&2; exit 1; fi
-	@kind='$(SERVER)'; why="SERVER=$$kind"; \
-	if [ "$$kind" = auto ]; then \
-	  if $(DOCKER_ENGINE); then kind=docker; why="a Docker engine answers"; \
-	  elif command -v tensorflow_model_server >/dev/null; then kind=binary; why="tensorflow_model_server is on PATH"; \
-	  else kind=local; why="no Docker engine answers and tensorflow_model_server is not on PATH"; fi; fi; \
-	case "$$kind" in docker|binary|local) ;; *) echo "error: SERVER=$$kind; choose auto, docker," \
-	  "binary or local." >&2; exit 1;; esac; \
-	echo "Serving $(MODEL) with the $$kind server ($$why)."; \
-	$(MAKE) --no-print-directory serve-$$kind
+	@$(PY) server_ctl.py running $(RUN_FILES)
+	@picked=$$($(SERVER_CTL) pick --server=$(SERVER)) && read -r kind why <<< "$$picked" && \
+	  echo "Serving $(MODEL) with the $$kind server ($$why)." && $(MAKE) --no-print-directory serve-$$kind
 
 serve-check:
 	@$(SERVER_CTL) check --model_base_path=$(MODEL_PATH)/$(MODEL) --ports=$(GRPC_PORT),$(REST_PORT) \

@@ -54,6 +54,8 @@ _CONNECT_TIMEOUT = flags.DEFINE_float(
 )
 _REQUEST_TIMEOUT = flags.DEFINE_float("request_timeout", 30.0, "Seconds to wait for one request.")
 
+_MOCK_DATA = flags.DEFINE_boolean("mock_data", False, mnist_data.MOCK_DATA_HELP)
+_DATA_DIR = flags.DEFINE_string("data_dir", None, mnist_data.DATA_DIR_HELP)
 _VERBOSE = flags.DEFINE_boolean(
     "verbose",
     False,
@@ -80,7 +82,7 @@ def main(argv: list[str]) -> None:
     try:
         client.wait_ready(_CONNECT_TIMEOUT.value)
         input_name = preflight(client, batch_size)
-        data = mnist_data.load_from_flags("test")
+        data = mnist_data.load("test", data_dir=_DATA_DIR.value, mock=_MOCK_DATA.value)
     except (RequestError, mnist_data.DataError) as e:
         sys.exit(f"error: {e}")
     if len(data) < count:

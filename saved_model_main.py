@@ -20,6 +20,9 @@ Why it is shaped this way:
   sizes, as the upstream example does.
 - Each version carries assets.extra/export_info.json (what was trained, how,
   and how well); `make clean` deletes only directories that carry it.
+- The flags are read once, in `main`, into ExportOptions, and the functions
+  take those values: tests and other programs call train_and_export(options)
+  without flags.
 """
 
 import contextlib
@@ -49,76 +52,108 @@ GPU_TOLERANCES = dict(atol=1e-6, rtol=1e-4)
 # Examples in assets.extra/validation_batch.npz of a batch-polymorphic export.
 VALIDATION_BATCH_SIZE = 8
 
-_MODEL = flags.DEFINE_enum("model", "mnist_flax", list(MODELS), "Which model to train and export.")
-_MODEL_CLASSIFIER_LAYER = flags.DEFINE_boolean(
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """What to train and how to export it: a field per flag of the same name.
+
+    The flags below take their defaults from here; `main` reads the flags once
+    and passes these values down, so the functions of this module can be
+    called (and tested) without flags.
+    """
+
+    model: str = "mnist_flax"
+    model_classifier_layer: bool = True
+    model_path: str = "/tmp/jax2tf/saved_models"
+    model_version: int | None = None  # None: the next free version, when publishing.
+    serving_batch_size: int = -1
+    num_epochs: int = 3
+    compile_model: bool = True
+    show_images: bool = False
+    test_savedmodel: bool = True
+    platforms: tuple[str, ...] = ("cpu",)
+    warmup_batch_sizes: tuple[int, ...] = (1, 8, 16, 32, 64, 128)
+    tf_serving_version: str = ""
+    overwrite: bool = False
+    mock_data: bool = False
+    data_dir: str = ""
+
+    def load(self, split: str) -> mnist_data.Split:
+        return mnist_data.load(split, data_dir=self.data_dir or None, mock=self.mock_data)
+
+
+_DEFAULT = ExportOptions()
+
+flags.DEFINE_enum("model", _DEFAULT.model, list(MODELS), "Which model to train and export.")
+flags.DEFINE_boolean(
     "model_classifier_layer",
-    True,
+    _DEFAULT.model_classifier_layer,
     "Export the whole classifier (log-probabilities of the 10 digits). False exports "
     "the features of the last hidden layer instead, to reuse the model in a larger one, "
     "under its own name, MODEL_features.",
 )
-_MODEL_PATH = flags.DEFINE_string(
+flags.DEFINE_string(
     "model_path",
-    "/tmp/jax2tf/saved_models",
+    _DEFAULT.model_path,
     "Directory of the exported models: the SavedModel goes to MODEL_PATH/MODEL/MODEL_VERSION.",
 )
-_MODEL_VERSION = flags.DEFINE_integer(
+flags.DEFINE_integer(
     "model_version",
-    None,
+    _DEFAULT.model_version,
     "Version number of the SavedModel; a model server serves the highest. "
     "Default: 1 + the highest existing version when the export is published.",
     lower_bound=1,
 )
 _SERVING_BATCH_SIZE = flags.DEFINE_integer(
     "serving_batch_size",
-    -1,
+    _DEFAULT.serving_batch_size,
     "Batch size of the serving signature: -1 for any batch size (batch-polymorphic), "
     "or N > 0 for exactly N.",
 )
-_NUM_EPOCHS = flags.DEFINE_integer("num_epochs", 3, "Training epochs.", lower_bound=0)
+flags.DEFINE_integer("num_epochs", _DEFAULT.num_epochs, "Training epochs.", lower_bound=0)
 _GENERATE_MODEL = flags.DEFINE_boolean(
     "generate_model",
     True,
     "Train and export a new model. False checks the existing MODEL_VERSION on test data instead.",
 )
-_COMPILE_MODEL = flags.DEFINE_boolean(
+flags.DEFINE_boolean(
     "compile_model",
-    True,
+    _DEFAULT.compile_model,
     "jit_compile the SavedModel's function (XLA). TensorFlow Serving needs it to run "
     "the converted ops (with --xla_cpu_compilation_enabled=true).",
 )
 _SHOW_MODEL = flags.DEFINE_boolean(
     "show_model", True, "Print the SavedModel's signatures (saved_model_cli show --all)."
 )
-_SHOW_IMAGES = flags.DEFINE_boolean(
+flags.DEFINE_boolean(
     "show_images",
-    False,
+    _DEFAULT.show_images,
     "Write a PNG grid of test digits with their labels and the SavedModel's predictions "
     "into the version's assets.extra/ and print its path.",
 )
-_TEST_SAVEDMODEL = flags.DEFINE_boolean(
+flags.DEFINE_boolean(
     "test_savedmodel",
-    True,
+    _DEFAULT.test_savedmodel,
     "Reload the SavedModel and compare it with the JAX function on real test images "
     "before the version is published.",
 )
-_PLATFORMS = flags.DEFINE_multi_enum(
+flags.DEFINE_multi_enum(
     "platforms",
-    ["cpu"],
+    list(_DEFAULT.platforms),
     PLATFORMS,
     "Platforms the SavedModel runs on (jax2tf native serialization); repeat or use "
     "commas: --platforms=cpu,cuda serves on both CPU and GPU model servers.",
 )
 _WARMUP_BATCH_SIZES = flags.DEFINE_list(
     "warmup_batch_sizes",
-    ["1", "8", "16", "32", "64", "128"],
+    [str(n) for n in _DEFAULT.warmup_batch_sizes],
     "Batch sizes of the warmup requests written for a batch-polymorphic export: the model "
     "server runs them before the version takes traffic, so XLA compiles these shapes then. "
     "A fixed-batch export is warmed up at its batch size. Empty: no warmup file.",
 )
-_TF_SERVING_VERSION = flags.DEFINE_string(
+flags.DEFINE_string(
     "tf_serving_version",
-    "",
+    _DEFAULT.tf_serving_version,
     "The oldest TensorFlow Serving release that must serve the export, such as 2.16 or "
     "2.19.1: the export writes the format that release's TensorFlow reads (see "
     "saved_model_lib.TF_SERVING_RUNTIMES). Empty: JAX's newest format.",
@@ -126,9 +161,21 @@ _TF_SERVING_VERSION = flags.DEFINE_string(
 _VERBOSE = flags.DEFINE_boolean(
     "verbose", False, "Keep the INFO lines of TensorFlow's and JAX's own modules (make VERBOSE=1)."
 )
-_OVERWRITE = flags.DEFINE_boolean(
-    "overwrite", False, "Replace MODEL_VERSION if it exists (otherwise that is an error)."
+flags.DEFINE_boolean(
+    "overwrite",
+    _DEFAULT.overwrite,
+    "Replace MODEL_VERSION if it exists (otherwise that is an error).",
 )
+flags.DEFINE_boolean("mock_data", _DEFAULT.mock_data, mnist_data.MOCK_DATA_HELP)
+flags.DEFINE_string("data_dir", _DEFAULT.data_dir, mnist_data.DATA_DIR_HELP)
+
+
+def options_from_flags() -> ExportOptions:
+    """The ExportOptions that the command line gives (in main only)."""
+    values = {f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(ExportOptions)}
+    values["platforms"] = tuple(values["platforms"])
+    values["warmup_batch_sizes"] = tuple(int(n) for n in values["warmup_batch_sizes"])
+    return ExportOptions(**values)
 
 
 class ExportError(Exception):
@@ -147,8 +194,9 @@ def main(argv: list[str]) -> None:
         tf.get_logger().setLevel(std_logging.WARNING)  # It also prints through its own handler.
     # SIGTERM (kill, a CI timeout) unwinds like SIGINT, through the clean-up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    options = options_from_flags()
     try:
-        path = train_and_export() if _GENERATE_MODEL.value else check_existing()
+        path = train_and_export(options) if _GENERATE_MODEL.value else check_existing(options)
     except (ExportError, saved_model_lib.ExportFormatError, mnist_data.DataError) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
@@ -159,34 +207,34 @@ def main(argv: list[str]) -> None:
         show_model(path)
 
 
-def train_and_export() -> str:
-    model = get_model(_MODEL.value)
-    if _TF_SERVING_VERSION.value:
-        saved_model_lib.serving_runtime(_TF_SERVING_VERSION.value)  # Fails before training.
+def train_and_export(options: ExportOptions) -> str:
+    """Trains, converts, checks and publishes a version; returns its path."""
+    model = get_model(options.model)
+    if options.tf_serving_version:
+        saved_model_lib.serving_runtime(options.tf_serving_version)  # Fails before training.
     # A features-only model answers something else than the classifier: as its
     # next version, a server of the classifier would switch to it unnoticed.
-    name = model.name if _MODEL_CLASSIFIER_LAYER.value else f"{model.name}_features"
-    base_dir = os.path.join(_MODEL_PATH.value, name)
-    version = _MODEL_VERSION.value or saved_model_lib.next_version(base_dir)
+    name = model.name if options.model_classifier_layer else f"{model.name}_features"
+    base_dir = os.path.join(options.model_path, name)
+    version = options.model_version or saved_model_lib.next_version(base_dir)
     # Checked again when publishing; these early checks save the training time.
-    if version in saved_model_lib.versions(base_dir) and not _OVERWRITE.value:
+    if version in saved_model_lib.versions(base_dir) and not options.overwrite:
         raise _version_exists(base_dir, version)
     with _writing(base_dir), saved_model_lib.staging_directory(base_dir):
         pass  # MODEL_PATH can be created and written to.
-    test_data = mnist_data.load_from_flags("test")
-    train_data = mnist_data.load_from_flags("train")
+    test_data, train_data = options.load("test"), options.load("train")
     logging.info(
-        "Training %s for %d epochs on %d examples", model.name, _NUM_EPOCHS.value, len(train_data)
+        "Training %s for %d epochs on %d examples", model.name, options.num_epochs, len(train_data)
     )
-    result = train.train(model, train_data, test_data, num_epochs=_NUM_EPOCHS.value)
-    predict_fn = functools.partial(model.apply, with_classifier=_MODEL_CLASSIFIER_LAYER.value)
+    result = train.train(model, train_data, test_data, num_epochs=options.num_epochs)
+    predict_fn = functools.partial(model.apply, with_classifier=options.model_classifier_layer)
 
-    batch_size = _SERVING_BATCH_SIZE.value
+    batch_size = options.serving_batch_size
     if batch_size == -1:
         input_signatures = [tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)]
         polymorphic_shapes = "(b, ...)"
         fixed_batch = None
-        warmup_sizes = [int(n) for n in _WARMUP_BATCH_SIZES.value]
+        warmup_sizes = list(options.warmup_batch_sizes)
     else:
         # The serving signature first; then the batch sizes of training and
         # evaluation, so that the reloaded model takes those without retracing.
@@ -198,7 +246,7 @@ def train_and_export() -> str:
 
     with _writing(base_dir), saved_model_lib.staging_directory(base_dir) as staging:
         logging.info(
-            "Converting with jax2tf and saving (platforms: %s)", ",".join(_PLATFORMS.value)
+            "Converting with jax2tf and saving (platforms: %s)", ",".join(options.platforms)
         )
         saved_model_lib.convert_and_save_model(
             predict_fn,
@@ -206,11 +254,11 @@ def train_and_export() -> str:
             staging,
             input_signatures=input_signatures,
             polymorphic_shapes=polymorphic_shapes,
-            compile_model=_COMPILE_MODEL.value,
-            platforms=_PLATFORMS.value,
-            tf_serving_version=_TF_SERVING_VERSION.value or None,
+            compile_model=options.compile_model,
+            platforms=list(options.platforms),
+            tf_serving_version=options.tf_serving_version or None,
         )
-        _write_export_info(staging, model.name, result)
+        _write_export_info(staging, model.name, result, options)
         validation_inputs = _test_batch(test_data, fixed_batch or VALIDATION_BATCH_SIZE)
         saved_model_lib.write_validation_batch(
             staging,
@@ -222,27 +270,27 @@ def train_and_export() -> str:
             saved_model_lib.write_warmup_requests(
                 staging, [_test_batch(test_data, n) for n in warmup_sizes], model_name=name
             )
-        if _TEST_SAVEDMODEL.value:
+        if options.test_savedmodel:
             test_savedmodel(staging, lambda x: predict_fn(result.params, x), test_data)
-        if _SHOW_IMAGES.value:
-            images_file = save_images(staging, test_data)
-        version = _publish(staging, base_dir, version)
+        if options.show_images:
+            images_file = save_images(staging, test_data, options.model_classifier_layer)
+        version = _publish(staging, base_dir, version, options)
     path = os.path.join(base_dir, str(version))
     logging.info("Exported %s version %d to %s", name, version, path)
-    if _SHOW_IMAGES.value:
+    if options.show_images:
         print(f"Test images with predictions: {images_file.replace(staging, path)}")
     return path
 
 
-def check_existing() -> str:
+def check_existing(options: ExportOptions) -> str:
     """--nogenerate_model: run MODEL_VERSION (default: the newest) on test data."""
-    base_dir = os.path.join(_MODEL_PATH.value, _MODEL.value)
+    base_dir = os.path.join(options.model_path, options.model)
     try:
-        _, path = saved_model_lib.find_version(base_dir, _MODEL_VERSION.value)
+        _, path = saved_model_lib.find_version(base_dir, options.model_version)
     except LookupError as e:
         raise ExportError(f"{e}: export one first (make export).") from e
     serve = _serving_signature(path)
-    test_data = mnist_data.load_from_flags("test")
+    test_data = options.load("test")
     correct = 0
     for images, labels in _signature_batches(serve, test_data):
         predicted = np.argmax(_call(serve, mnist_data.scale_images(images)), axis=1)
@@ -272,7 +320,9 @@ def test_savedmodel(path: str, jax_predict, test_data: mnist_data.Split) -> None
     logging.info("The SavedModel matches the JAX function on %s (%s)", device, tolerances)
 
 
-def save_images(path: str, test_data: mnist_data.Split, rows: int = 2, cols: int = 8) -> str:
+def save_images(
+    path: str, test_data: mnist_data.Split, classifier: bool, rows: int = 2, cols: int = 8
+) -> str:
     """A PNG of test digits titled with label and the SavedModel's prediction."""
     import matplotlib
 
@@ -290,7 +340,7 @@ def save_images(path: str, test_data: mnist_data.Split, rows: int = 2, cols: int
             continue
         ax.imshow(images[i, :, :, 0], cmap="gray")
         title = f"label {test_data.labels[i]}"
-        if _MODEL_CLASSIFIER_LAYER.value:
+        if classifier:
             title += f"\npred {np.argmax(outputs[i])}"
         ax.set_title(title, fontsize=8)
     image_file = os.path.join(path, "assets.extra", "test_images.png")
@@ -344,21 +394,23 @@ def _device_and_tolerances() -> tuple[str, dict[str, float]]:
     raise ExportError("TensorFlow sees no CPU or GPU device")
 
 
-def _write_export_info(path: str, model_name: str, result: train.TrainResult) -> None:
+def _write_export_info(
+    path: str, model_name: str, result: train.TrainResult, options: ExportOptions
+) -> None:
     info = {
         "exported_by": saved_model_lib.EXPORTED_BY,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": model_name,
-        "classifier_layer": _MODEL_CLASSIFIER_LAYER.value,
-        "serving_batch_size": _SERVING_BATCH_SIZE.value,
-        "platforms": _PLATFORMS.value,
-        "tf_serving_version": _TF_SERVING_VERSION.value or None,
+        "classifier_layer": options.model_classifier_layer,
+        "serving_batch_size": options.serving_batch_size,
+        "platforms": list(options.platforms),
+        "tf_serving_version": options.tf_serving_version or None,
         # What the saved XlaCallModule ops need from TensorFlow (make inspect shows them).
         "xla_call_modules": [
             dataclasses.asdict(m) for m in dict.fromkeys(saved_model_lib.xla_call_modules(path))
         ],
-        "data": "mock" if mnist_data.MOCK_DATA.value else (mnist_data.DATA_DIR.value or "tfds"),
-        "num_epochs": _NUM_EPOCHS.value,
+        "data": "mock" if options.mock_data else (options.data_dir or "tfds"),
+        "num_epochs": options.num_epochs,
         "train_accuracy": result.train_accuracy,
         "test_accuracy": result.test_accuracy,
         "jax": jax.__version__,
@@ -370,7 +422,7 @@ def _write_export_info(path: str, model_name: str, result: train.TrainResult) ->
         json.dump(info, f, indent=2)
 
 
-def _publish(staging: str, base_dir: str, version: int) -> int:
+def _publish(staging: str, base_dir: str, version: int, options: ExportOptions) -> int:
     """Publishes `staging` as `version`, or, without --model_version, the next free one.
 
     Another export may take a version between our choice and the rename; an
@@ -379,7 +431,7 @@ def _publish(staging: str, base_dir: str, version: int) -> int:
     while True:
         replaces = saved_model_lib.version_dir(base_dir, version) is not None
         try:
-            saved_model_lib.publish_version(staging, base_dir, version, overwrite=_OVERWRITE.value)
+            saved_model_lib.publish_version(staging, base_dir, version, overwrite=options.overwrite)
             if replaces:
                 logging.warning(
                     "Replaced version %d. A model server that already serves version %d keeps "
@@ -390,7 +442,7 @@ def _publish(staging: str, base_dir: str, version: int) -> int:
                 )
             return version
         except FileExistsError as e:
-            if _MODEL_VERSION.value:
+            if options.model_version:
                 raise _version_exists(base_dir, version) from e
             logging.info("Version %d was taken meanwhile; trying the next one", version)
             version = saved_model_lib.next_version(base_dir)

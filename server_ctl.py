@@ -1,9 +1,17 @@
-"""The Makefile's bookkeeping: checks around `make serve`, and `make clean`.
+"""The Makefile's bookkeeping: checks around `make serve`, `make stop`, and `make clean`.
 
-    python server_ctl.py check  --model_name=M --model_base_path=DIR --ports=8500,8501
-    python server_ctl.py wait   --model_name=M --rest_port=8501 [--pid=P] [--log=FILE]
-    python server_ctl.py status --model_name=M --rest_port=8501
-    python server_ctl.py clean  --exports_path=DIR
+    python server_ctl.py running --pid_file=F --kind_file=F --container=C
+    python server_ctl.py pick    --server=auto
+    python server_ctl.py check   --model_name=M --model_base_path=DIR --ports=8500,8501
+    python server_ctl.py wait    --model_name=M --rest_port=8501 [--pid=P] [--log=FILE]
+    python server_ctl.py status  --model_name=M --rest_port=8501
+    python server_ctl.py stop    --pid_file=F --kind_file=F --container=C
+    python server_ctl.py clean   --exports_path=DIR
+
+The Makefile keeps the walkthrough's commands (`docker run ...`,
+`tensorflow_model_server ...`) and the files that name the server it started
+(--pid_file, --kind_file); this does the rest: is one running, which kind to
+start, is it AVAILABLE, stop it and nothing else.
 
 The same for all three kinds of server (Docker, tensorflow_model_server, the
 local one): it only uses the file system and TensorFlow Serving's REST API.
@@ -14,8 +22,10 @@ benchmark.
 """
 
 import contextlib
+import dataclasses
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -26,6 +36,12 @@ import time
 import requests
 from absl import app, flags
 
+# The kinds of server `make serve` starts (its serve-KIND targets).
+SERVER_KINDS = ("docker", "binary", "local")
+# What a model server's command line holds: a pid that no longer shows it was reused.
+_SERVER_COMMAND = re.compile(r"local_model_server\.py|tensorflow_model_server")
+STOP_GRACE_SECONDS = 10  # SIGTERM, then SIGKILL after this long.
+
 _MODEL_NAME = flags.DEFINE_string("model_name", None, "The served model's name.")
 _MODEL_BASE_PATH = flags.DEFINE_string("model_base_path", None, "check: the model's directory.")
 _PORTS = flags.DEFINE_list("ports", [], "check: ports that must be free.")
@@ -33,7 +49,10 @@ _HOST = flags.DEFINE_string("host", "localhost", "Where the server listens.")
 _REST_PORT = flags.DEFINE_integer("rest_port", 8501, "wait, status: the server's REST port.")
 _PID = flags.DEFINE_integer("pid", None, "wait: the server's process; stop waiting if it exits.")
 _CONTAINER = flags.DEFINE_string(
-    "container", None, "wait: the server's Docker container; stop waiting if it exits."
+    "container",
+    None,
+    "wait: the server's Docker container, stop waiting if it exits; running, stop: the "
+    "container `make serve` starts.",
 )
 _GPU = flags.DEFINE_boolean("gpu", False, "check: the server runs the model on a GPU.")
 _SERVING_RELEASE = flags.DEFINE_string(
@@ -44,6 +63,18 @@ _EXPORTS_PATH = flags.DEFINE_string(
 )
 _LOG = flags.DEFINE_string("log", None, "wait: the server's log, whose tail a failure shows.")
 _TIMEOUT = flags.DEFINE_float("timeout", 300, "wait: seconds to wait for AVAILABLE.")
+_PID_FILE = flags.DEFINE_string(
+    "pid_file", None, "running, stop: the file holding the pid of the server `make serve` started."
+)
+_KIND_FILE = flags.DEFINE_string(
+    "kind_file", None, "running, stop: the file holding the kind of that server (docker, ...)."
+)
+_SERVER = flags.DEFINE_string(
+    "server",
+    "auto",
+    "pick: the kind of server, auto or one of SERVER_KINDS; auto picks the first of "
+    "docker, binary, local that can run.",
+)
 
 
 def check() -> None:
@@ -295,13 +326,162 @@ class LocalServer:
         return self.process.returncode
 
 
-COMMANDS = {"check": check, "wait": wait, "status": status, "clean": clean}
+# ---- The server `make serve` started ---------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Started:
+    """What the run files say `make serve` started: a kind, and a pid or a container."""
+
+    kind: str
+    pid: int | None
+
+    @classmethod
+    def read(cls, pid_file: str, kind_file: str) -> "Started | None":
+        kind = _read(kind_file)
+        pid = _read(pid_file)
+        if not kind and not pid:
+            return None
+        return cls(kind or "model", int(pid) if pid and pid.isdigit() else None)
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def _alive_pid(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # Alive, someone else's: checked by _is_model_server.
+    return True
+
+
+def _is_model_server(pid: int) -> bool:
+    """Whether process `pid` runs a model server: a pid file can outlive its server
+    (a reboot, a kill -9), and its pid be reused by any other process."""
+    result = subprocess.run(["ps", "-o", "args=", "-p", str(pid)], capture_output=True, text=True)
+    return result.returncode == 0 and bool(_SERVER_COMMAND.search(result.stdout))
+
+
+def _container_running(name: str) -> bool:
+    if not shutil.which("docker"):
+        return False
+    result = subprocess.run(
+        ["docker", "ps", "-q", "-f", f"name=^{name}$"], capture_output=True, text=True
+    )
+    return result.returncode == 0 and bool(result.stdout.strip())
+
+
+def _forget(*paths: str) -> None:
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)
+
+
+def running() -> None:
+    """`make serve`'s first step: drop a stale pid file; refuse if a server runs."""
+    pid_file, kind_file = _PID_FILE.value, _KIND_FILE.value
+    started = Started.read(pid_file, kind_file)
+    if started and started.pid and not (_alive_pid(started.pid) and _is_model_server(started.pid)):
+        print(
+            f"Removing the stale {pid_file} (process {started.pid} is gone, or is no model server)."
+        )
+        _forget(pid_file, kind_file)
+        return
+    docker_runs = started and started.kind == "docker" and _container_running(_CONTAINER.value)
+    if started and (started.pid or docker_runs):
+        fail(
+            f"a model server started by 'make serve' is already running ({started.kind} server, "
+            f"pid {started.pid or ''}). See it with 'make status'; stop it with 'make stop'."
+        )
+
+
+def pick() -> None:
+    """Prints the kind of server to start, then why: "local no Docker engine answers ..."."""
+    kind, why = _SERVER.value, f"SERVER={_SERVER.value}"
+    if kind not in ("auto", *SERVER_KINDS):
+        fail(f"SERVER={kind}; choose auto, {', '.join(SERVER_KINDS[:-1])} or {SERVER_KINDS[-1]}.")
+    if kind == "auto":
+        if _docker_engine():
+            kind, why = "docker", "a Docker engine answers"
+        elif shutil.which("tensorflow_model_server"):
+            kind, why = "binary", "tensorflow_model_server is on PATH"
+        else:
+            kind = "local"
+            why = "no Docker engine answers and tensorflow_model_server is not on PATH"
+    print(kind, why)
+
+
+def _docker_engine() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def stop() -> None:
+    """Stops what the run files name, and nothing else; TERM, then KILL after a grace."""
+    pid_file, kind_file = _PID_FILE.value, _KIND_FILE.value
+    started = Started.read(pid_file, kind_file)
+    try:
+        if started is None:
+            print("No model server started by 'make serve' is running.")
+        elif started.kind == "docker":
+            subprocess.run(["docker", "stop", _CONTAINER.value], capture_output=True, check=True)
+            print(f"Stopped container {_CONTAINER.value}.")
+        elif started.pid is None or not _alive_pid(started.pid):
+            print(
+                f"The {started.kind} server (pid {started.pid}) was not running; removed its "
+                "stale pid file."
+            )
+        elif not _is_model_server(started.pid):
+            print(
+                f"Process {started.pid} is not a model server (its pid was reused); left it "
+                "alone and removed the stale pid file."
+            )
+        else:
+            _terminate(started.pid)
+            print(f"Stopped the {started.kind} server (pid {started.pid}).")
+    finally:
+        _forget(pid_file, kind_file)
+
+
+def _terminate(pid: int) -> None:
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    while time.monotonic() < deadline:
+        if not _alive_pid(pid):
+            return
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+COMMANDS = {
+    "running": running,
+    "pick": pick,
+    "check": check,
+    "wait": wait,
+    "status": status,
+    "stop": stop,
+    "clean": clean,
+}
+# The subcommands that act on one model.
+_NEED_MODEL = ("pick", "check", "wait", "status")
 
 
 def main(argv: list[str]) -> None:
     if len(argv) != 2 or argv[1] not in COMMANDS:
         raise app.UsageError(f"usage: server_ctl.py {{{'|'.join(COMMANDS)}}} [flags]")
-    if argv[1] != "clean" and not _MODEL_NAME.value:
+    if argv[1] in ("running", "stop") and not (_PID_FILE.value and _KIND_FILE.value):
+        raise app.UsageError(f"server_ctl.py {argv[1]} needs --pid_file and --kind_file")
+    if argv[1] in _NEED_MODEL and not _MODEL_NAME.value:
         raise app.UsageError(f"server_ctl.py {argv[1]} needs --model_name")
     COMMANDS[argv[1]]()
 

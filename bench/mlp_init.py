@@ -21,7 +21,7 @@ from absl import app, flags, logging
 
 from models import get_model, mnist_data, mnist_pure_jax, train
 
-# --data_dir is models.mnist_data's flag: MNIST-format IDX files (train and t10k).
+_DATA_DIR = flags.DEFINE_string("data_dir", None, mnist_data.DATA_DIR_HELP)
 _SEEDS = flags.DEFINE_integer("seeds", 3, "Training runs per initialisation.", lower_bound=1)
 _EPOCHS = flags.DEFINE_integer("num_epochs", 3, "Epochs per run.", lower_bound=1)
 
@@ -71,10 +71,10 @@ def main(argv: list[str]) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)
     datasets = {}
-    if mnist_data.DATA_DIR.value:
-        datasets[mnist_data.DATA_DIR.value] = (
-            mnist_data.load("train", data_dir=mnist_data.DATA_DIR.value),
-            mnist_data.load("test", data_dir=mnist_data.DATA_DIR.value),
+    if _DATA_DIR.value:
+        datasets[_DATA_DIR.value] = (
+            mnist_data.load("train", data_dir=_DATA_DIR.value),
+            mnist_data.load("test", data_dir=_DATA_DIR.value),
         )
     digits = sklearn_digits()
     if digits:

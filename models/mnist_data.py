@@ -23,18 +23,15 @@ import urllib.parse
 from collections.abc import Iterator
 
 import numpy as np
-from absl import flags
 
 from models.base import INPUT_SHAPE, NUM_CLASSES
 
-MOCK_DATA = flags.DEFINE_boolean(
-    "mock_data", False, "Use small synthetic data of MNIST's shapes instead of MNIST, for tests."
-)
-DATA_DIR = flags.DEFINE_string(
-    "data_dir",
-    None,
+# The help of the scripts' --mock_data and --data_dir flags, which choose the
+# source (this module defines no flags: `load` takes the values).
+MOCK_DATA_HELP = "Use small synthetic data of MNIST's shapes instead of MNIST, for tests."
+DATA_DIR_HELP = (
     "Read MNIST from the four standard IDX files (gzipped or not) in this directory, "
-    "instead of tfds: for machines without internet.",
+    "instead of tfds: for machines without internet."
 )
 
 SPLITS = ("train", "test")
@@ -72,11 +69,6 @@ def load(split: str, *, data_dir: str | None = None, mock: bool = False) -> Spli
     if data_dir:
         return load_idx(data_dir, split)
     return _load_tfds(split)
-
-
-def load_from_flags(split: str) -> Split:
-    """`load` with the source chosen by --data_dir and --mock_data."""
-    return load(split, data_dir=DATA_DIR.value, mock=MOCK_DATA.value)
 
 
 def scale_images(images):

@@ -1,31 +1,33 @@
-"""Shared helpers: the repository on sys.path, absl flags parsed, exports, servers."""
+"""Shared helpers: the repository on sys.path, exports, servers."""
 
 import contextlib
+import dataclasses
 import os
 import pathlib
 import subprocess
 import sys
 
 import pytest
-from absl import flags
-from absl.testing import flagsaver
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-# The scripts define their flags at import; import them once so that tests can
-# set those flags with absl's flagsaver.
 import saved_model_main  # noqa: E402
 from server_ctl import LocalServer, free_port  # noqa: E402
 
-flags.FLAGS.mark_as_parsed()
+
+def export_options(model_path, **overrides) -> "saved_model_main.ExportOptions":
+    """The options of a quick export under model_path: mock data, 1 epoch."""
+    settings = dict(mock_data=True, num_epochs=1, model_path=str(model_path))
+    settings.update(overrides)
+    for name in ("platforms", "warmup_batch_sizes"):
+        if name in settings:
+            settings[name] = tuple(settings[name])
+    return dataclasses.replace(saved_model_main.ExportOptions(), **settings)
 
 
 def export_model(model_path, **overrides) -> str:
     """Trains on mock data and exports, in this process; returns the version path."""
-    settings = dict(mock_data=True, num_epochs=1, model_path=str(model_path), show_model=False)
-    settings.update(overrides)
-    with flagsaver.flagsaver(**settings):
-        return saved_model_main.train_and_export()
+    return saved_model_main.train_and_export(export_options(model_path, **overrides))
 
 
 @pytest.fixture

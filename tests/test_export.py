@@ -11,8 +11,7 @@ import jax
 import numpy as np
 import pytest
 import tensorflow as tf
-from absl.testing import flagsaver
-from conftest import ROOT
+from conftest import ROOT, export_options
 from tensorflow.python.tools import saved_model_utils
 
 import saved_model_lib
@@ -167,10 +166,8 @@ def test_zero_padded_version_counts_as_existing(export, tmp_path):
     assert export(model="mnist_pure_jax", num_epochs=0).endswith(os.sep + "8")
     with pytest.raises(saved_model_main.ExportError, match="version 7"):
         export(model="mnist_pure_jax", num_epochs=0, model_version=7)
-    with flagsaver.flagsaver(
-        model="mnist_pure_jax", model_path=str(tmp_path), mock_data=True, model_version=7
-    ):
-        assert saved_model_main.check_existing().endswith("00000007")
+    options = export_options(tmp_path, model="mnist_pure_jax", model_version=7)
+    assert saved_model_main.check_existing(options).endswith("00000007")
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
@@ -202,15 +199,10 @@ def test_mismatching_savedmodel_is_not_published(export, tmp_path, monkeypatch):
 
 def test_check_existing_version(export, tmp_path):
     export(model="mnist_pure_jax", serving_batch_size=16)
-    with flagsaver.flagsaver(
-        model="mnist_pure_jax", model_path=str(tmp_path), mock_data=True, generate_model=False
-    ):
-        assert saved_model_main.check_existing() == str(tmp_path / "mnist_pure_jax" / "1")
-    with (
-        flagsaver.flagsaver(model="mnist_flax", model_path=str(tmp_path), generate_model=False),
-        pytest.raises(saved_model_main.ExportError, match="make export"),
-    ):
-        saved_model_main.check_existing()
+    options = export_options(tmp_path, model="mnist_pure_jax")
+    assert saved_model_main.check_existing(options) == str(tmp_path / "mnist_pure_jax" / "1")
+    with pytest.raises(saved_model_main.ExportError, match="make export"):
+        saved_model_main.check_existing(export_options(tmp_path, model="mnist_flax"))
 
 
 def test_show_images_writes_png(export, capsys):

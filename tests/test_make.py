@@ -15,7 +15,8 @@ from absl import flags
 from conftest import ROOT, export_model, free_port, run
 
 import saved_model_lib
-import saved_model_main  # noqa: F401  (defines the export's flags)
+import saved_model_main
+from local_server.options import ServerOptions
 
 
 def make(*args: str, env: dict | None = None) -> str:
@@ -149,11 +150,17 @@ def test_model_version_zero_is_refused():
 
 
 def test_python_flag_defaults_mirror_env_sh():
-    defaults = env_sh()
-    assert flags.FLAGS["model"].default == defaults["MODEL"]
-    assert flags.FLAGS["model_path"].default == defaults["MODEL_PATH"]
-    assert str(flags.FLAGS["serving_batch_size"].default) == defaults["SERVING_BATCH_SIZE_SAVE"]
-    assert flags.FLAGS["tf_serving_version"].default == defaults["TF_SERVING_VERSION"] == ""
+    defaults, export = env_sh(), saved_model_main.ExportOptions()
+    assert export.model == defaults["MODEL"]
+    assert export.model_path == defaults["MODEL_PATH"]
+    assert str(export.serving_batch_size) == defaults["SERVING_BATCH_SIZE_SAVE"]
+    assert export.tf_serving_version == defaults["TF_SERVING_VERSION"] == ""
+    # The flags take their defaults from the options.
+    assert flags.FLAGS["model"].default == export.model
+    assert flags.FLAGS["serving_batch_size"].default == export.serving_batch_size
+    server = ServerOptions(model_name="", model_base_path="")
+    assert str(server.port) == defaults["GRPC_PORT"]
+    assert str(server.rest_api_port) == defaults["REST_PORT"]
 
 
 def flag_defaults(script: str) -> dict[str, str]:
