@@ -36,6 +36,24 @@ def export(tmp_path):
     return lambda **overrides: export_model(tmp_path, **overrides)
 
 
+def script(name: str, *args: str) -> list[str]:
+    """The command line that runs one of the repository's scripts with this Python."""
+    return [sys.executable, name, *args]
+
+
+def export_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """saved_model_main.py, without its saved_model_cli listing."""
+    return run(script("saved_model_main.py", "--noshow_model", *args), **kwargs)
+
+
+def request_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return run(script("model_server_request.py", *args), **kwargs)
+
+
+def compat_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return run(script("compat.py", *args), **kwargs)
+
+
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     """Runs a command in the repository with the venv's Python first on PATH."""
     env = dict(os.environ, **kwargs.pop("env", {}))

@@ -7,7 +7,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, run
+from conftest import ROOT, compat_cli, run, script
 
 import check_savedmodel
 import saved_model_lib
@@ -117,7 +117,7 @@ def test_check_savedmodel_reports_a_mismatch_and_a_missing_batch(exported, tmp_p
 
 
 def test_check_savedmodel_prints_one_json_line_and_its_exit_status(exported):
-    result = run([sys.executable, "check_savedmodel.py", f"--saved_model_dir={exported}"])
+    result = run(script("check_savedmodel.py", f"--saved_model_dir={exported}"))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["matches"] is True
 
@@ -139,9 +139,7 @@ def fake_venvs(root, *releases: str) -> str:
 
 def run_compat(exported, *args: str) -> "subprocess.CompletedProcess":  # noqa: F821
     model_path, model = os.path.split(os.path.dirname(exported))
-    return run(
-        [sys.executable, "compat.py", f"--model_path={model_path}", f"--model={model}", *args]
-    )
+    return compat_cli(f"--model_path={model_path}", f"--model={model}", *args)
 
 
 def test_compat_table_for_a_release_that_runs_the_model(exported, tmp_path):
@@ -174,15 +172,11 @@ def test_compat_fails_when_a_required_release_fails(exported, tmp_path):
 
 
 def test_compat_reports_an_install_that_fails(exported, tmp_path):
-    result = run(
-        [
-            sys.executable,
-            "compat.py",
-            f"--model_path={os.path.dirname(os.path.dirname(exported))}",
-            "--model=mnist_pure_jax",
-            "--versions=2.17",
-            f"--venv_dir={tmp_path}",
-        ],
+    result = compat_cli(
+        f"--model_path={os.path.dirname(os.path.dirname(exported))}",
+        "--model=mnist_pure_jax",
+        "--versions=2.17",
+        f"--venv_dir={tmp_path}",
         env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": ""},
     )
     assert result.returncode == 1
@@ -191,7 +185,7 @@ def test_compat_reports_an_install_that_fails(exported, tmp_path):
 
 
 def test_compat_without_a_version_says_to_export(tmp_path):
-    result = run([sys.executable, "compat.py", f"--model_path={tmp_path}", "--norun"])
+    result = compat_cli(f"--model_path={tmp_path}", "--norun")
     assert result.returncode == 1
     assert f"error: no version under {tmp_path}/mnist_flax: export one first" in result.stderr
 
@@ -208,15 +202,7 @@ def test_compat_norun_describes_the_ops(exported):
 
 def test_compat_norun_of_jax_newest_format_promises_nothing(export, tmp_path):
     export(model="mnist_pure_jax", num_epochs=0)
-    result = run(
-        [
-            sys.executable,
-            "compat.py",
-            f"--model_path={tmp_path}",
-            "--model=mnist_pure_jax",
-            "--norun",
-        ]
-    )
+    result = compat_cli(f"--model_path={tmp_path}", "--model=mnist_pure_jax", "--norun")
     assert result.returncode == 0, result.stderr
     assert "calling convention 10" in result.stdout
     assert "The format table promises no release up to 2.21 for it" in result.stdout
@@ -225,12 +211,12 @@ def test_compat_norun_of_jax_newest_format_promises_nothing(export, tmp_path):
 def test_compat_venv_dir_default_is_the_makefile_one():
     makefile = (ROOT / "Makefile").read_text()
     assert "COMPAT_DIR := .compat\n" in makefile
-    result = run([sys.executable, "compat.py", "--helpfull"])
+    result = compat_cli("--helpfull")
     assert f"(default: '{ROOT / '.compat'}')" in result.stdout
 
 
 def test_compat_names_the_variable_of_a_bad_release(tmp_path):
-    result = run([sys.executable, "compat.py", f"--model_path={tmp_path}", "--versions=2.16,foo"])
+    result = compat_cli(f"--model_path={tmp_path}", "--versions=2.16,foo")
     assert result.returncode == 1
     assert "--versions (make compat COMPAT_VERSIONS='2.16 2.21') takes TensorFlow Serving" in (
         result.stderr

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 from absl import flags
-from conftest import ROOT, export_model, free_port, run
+from conftest import ROOT, export_cli, export_model, free_port, run, script
 
 import saved_model_lib
 import saved_model_main
@@ -144,7 +144,7 @@ def test_make_export_passes_model_version_only_when_the_user_chose_it(tmp_path):
 
 
 def test_model_version_zero_is_refused():
-    result = run([".venv/bin/python", "saved_model_main.py", "--model_version=0"])
+    result = export_cli("--model_version=0")
     assert result.returncode == 1
     assert "flag --model_version=0: 0 is not a positive integer" in result.stderr
 
@@ -163,9 +163,9 @@ def test_python_flag_defaults_mirror_env_sh():
     assert str(server.rest_api_port) == defaults["REST_PORT"]
 
 
-def flag_defaults(script: str) -> dict[str, str]:
+def flag_defaults(name: str) -> dict[str, str]:
     """--flag -> its default, from the script's --helpshort (scripts' flags clash in-process)."""
-    result = run(["python", script, "--helpshort"])
+    result = run(script(name, "--helpshort"))
     return dict(re.findall(r"--(\w+):.*?\(default: '([^']*)'\)", result.stdout, re.S))
 
 
@@ -182,7 +182,7 @@ def test_request_and_server_flag_defaults_mirror_env_sh():
 
 
 def test_unknown_model_lists_the_valid_ones():
-    result = run([".venv/bin/python", "saved_model_main.py", "--model=mnist_resnet"])
+    result = export_cli("--model=mnist_resnet")
     assert result.returncode != 0
     assert "mnist_pure_jax" in result.stderr and "mnist_flax" in result.stderr
     assert "Traceback" not in result.stderr
@@ -190,7 +190,7 @@ def test_unknown_model_lists_the_valid_ones():
 
 @pytest.mark.parametrize("value", ["0", "-2"])
 def test_invalid_serving_batch_size_is_refused(value):
-    result = run([".venv/bin/python", "saved_model_main.py", f"--serving_batch_size={value}"])
+    result = export_cli(f"--serving_batch_size={value}")
     assert result.returncode != 0 and "must be -1 (any batch size) or > 0" in result.stderr
 
 
@@ -239,8 +239,8 @@ def test_clean_removes_only_the_directories_it_emptied(tmp_path):
 def export_until_converting(model_path) -> subprocess.Popen:
     """An export process that has begun to convert (its staging directory exists)."""
     export = subprocess.Popen(
-        [sys.executable, "saved_model_main.py", "--mock_data", "--noshow_model",
-         f"--model_path={model_path}", "--model=mnist_flax", "--num_epochs=0"],
+        script("saved_model_main.py", "--mock_data", "--noshow_model",
+               f"--model_path={model_path}", "--model=mnist_flax", "--num_epochs=0"),
         cwd=ROOT, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     for line in export.stderr:
@@ -604,7 +604,7 @@ def test_make_n_serve_binary_and_local_on_a_gpu(tmp_path, kind):
 
 
 def test_local_server_takes_the_gpu_flag():
-    result = run(["python", "local_model_server.py", "--helpshort"])
+    result = run(script("local_model_server.py", "--helpshort"))
     assert "--[no]xla_gpu_compilation_enabled" in result.stdout
 
 

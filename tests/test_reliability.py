@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from conftest import ROOT, export_model, local_server, run
+from conftest import ROOT, export_cli, export_model, local_server, run, script
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
@@ -246,9 +246,9 @@ def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(tmp_pat
 
     # ...and a restarted server on the same port serves the same client again.
     restarted = subprocess.Popen(
-        [sys.executable, "local_model_server.py", f"--port={server.grpc_port}",
-         f"--rest_api_port={free_port()}", "--model_name=mnist_pure_jax",
-         f"--model_base_path={base}"],
+        script("local_model_server.py", f"--port={server.grpc_port}",
+               f"--rest_api_port={free_port()}", "--model_name=mnist_pure_jax",
+               f"--model_base_path={base}"),
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -268,23 +268,23 @@ def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(tmp_pat
 def test_request_script_exit_status_and_count_when_the_server_is_gone(tmp_path):
     export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
     with local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax") as server:
-        script = subprocess.Popen(
-            [sys.executable, "model_server_request.py", "--model_spec_name=mnist_pure_jax",
-             f"--prediction_service_addr={server.grpc_address}", "--serving_batch_size=1",
-             "--count_images=256", "--mock_data", "--request_timeout=2", "--verbose"],
+        client = subprocess.Popen(
+            script("model_server_request.py", "--model_spec_name=mnist_pure_jax",
+                   f"--prediction_service_addr={server.grpc_address}", "--serving_batch_size=1",
+                   "--count_images=256", "--mock_data", "--request_timeout=2", "--verbose"),
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         # Stop the server once the script has sent its first batches. The script
         # is paused meanwhile: its 256 requests take well under a second, so it
         # could otherwise finish before the server has stopped.
-        for line in script.stderr:
+        for line in client.stderr:
             if "batch 5:" in line:
                 break
-        script.send_signal(signal.SIGSTOP)
+        client.send_signal(signal.SIGSTOP)
         server.stop()
-        script.send_signal(signal.SIGCONT)
-        stdout, stderr = script.communicate(timeout=120)
-    assert script.returncode == 1
+        client.send_signal(signal.SIGCONT)
+        stdout, stderr = client.communicate(timeout=120)
+    assert client.returncode == 1
     assert "Traceback" not in stderr
     assert "failed: the server at" in stderr
     assert "requests failed" in stderr and "images in" in stdout
@@ -293,9 +293,9 @@ def test_request_script_exit_status_and_count_when_the_server_is_gone(tmp_path):
 # ---- Export faults -----------------------------------------------------------------
 
 
-def export_cli(*flags_: str) -> subprocess.Popen:
+def export_process(*flags_: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "saved_model_main.py", "--mock_data", "--noshow_model", *flags_],
+        script("saved_model_main.py", "--mock_data", "--noshow_model", *flags_),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -304,7 +304,7 @@ def export_cli(*flags_: str) -> subprocess.Popen:
 
 
 def test_sigint_during_training_leaves_nothing(tmp_path):
-    process = export_cli(f"--model_path={tmp_path}", "--model=mnist_flax", "--num_epochs=50")
+    process = export_process(f"--model_path={tmp_path}", "--model=mnist_flax", "--num_epochs=50")
     for line in process.stderr:
         if "epoch 1/50" in line:
             break
@@ -318,7 +318,7 @@ def test_sigint_during_training_leaves_nothing(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("moment", ["converting", "saving"])
 def test_signal_while_converting_or_saving_leaves_nothing(tmp_path, sig, moment):
-    process = export_cli(f"--model_path={tmp_path}", "--model=mnist_flax", "--num_epochs=0")
+    process = export_process(f"--model_path={tmp_path}", "--model=mnist_flax", "--num_epochs=0")
     # Drain stderr in a thread, so that the export never blocks on a full pipe.
     converting, lines = threading.Event(), []
 
@@ -370,18 +370,14 @@ def test_failing_disk_write_gives_a_clear_error_and_leaves_nothing(tmp_path):
 def test_unwritable_model_path_fails_before_training(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
-    result = run(
-        ["python", "saved_model_main.py", "--mock_data", f"--model_path={blocker}/models",
-         "--noshow_model"]
-    )  # fmt: skip
+    result = export_cli("--mock_data", f"--model_path={blocker}/models")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "Check that MODEL_PATH is a writable directory" in result.stderr
     assert "Training" not in result.stderr
     # A file where the model's directory belongs.
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / "mnist_flax").write_text("not a directory")
-    result = run(["python", "saved_model_main.py", "--mock_data", f"--model_path={tmp_path}/models",
-                  "--noshow_model"])  # fmt: skip
+    result = export_cli("--mock_data", f"--model_path={tmp_path}/models")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "Check that MODEL_PATH is a writable directory" in result.stderr
 
@@ -391,7 +387,7 @@ def test_concurrent_exports_never_share_a_version(tmp_path, explicit_version):
     flags_ = [f"--model_path={tmp_path}", "--model=mnist_pure_jax", "--num_epochs=0"]
     if explicit_version:
         flags_.append("--model_version=1")
-    processes = [export_cli(*flags_) for _ in range(2)]
+    processes = [export_process(*flags_) for _ in range(2)]
     results = [(p.communicate(timeout=300)[1], p.returncode) for p in processes]
     codes = [code for _, code in results]
     versions = sorted(os.listdir(tmp_path / "mnist_pure_jax"))
@@ -450,7 +446,6 @@ def test_a_version_taken_while_exporting(export, tmp_path, monkeypatch, explicit
 
 def test_bad_data_dir_names_the_file_without_a_stack_trace(tmp_path):
     (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03garbage")
-    result = run(["python", "saved_model_main.py", f"--data_dir={tmp_path}", "--noshow_model",
-                  f"--model_path={tmp_path / 'models'}"])  # fmt: skip
+    result = export_cli(f"--data_dir={tmp_path}", f"--model_path={tmp_path / 'models'}")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "t10k-images-idx3-ubyte" in result.stderr

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from conftest import export_model, local_server, run
+from conftest import export_model, free_port, local_server, request_cli, run, script
 from half_plus_two import write_tf1
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -117,13 +117,10 @@ def test_request_script_over_grpc_and_rest(exports):
             (["--use_grpc", server.grpc_address], "--noverbose"),
             (["--nouse_grpc", f"localhost:{server.rest_port}"], "--verbose"),
         ):
-            result = run(
-                [
-                    "python", "model_server_request.py", "--model_spec_name=mnist_flax", api[0],
-                    f"--prediction_service_addr={api[1]}", "--serving_batch_size=16",
-                    "--count_images=64", "--mock_data", "--concurrency=2",
-                    verbose,
-                ]
+            result = request_cli(
+                "--model_spec_name=mnist_flax", api[0], f"--prediction_service_addr={api[1]}",
+                "--serving_batch_size=16", "--count_images=64", "--mock_data", "--concurrency=2",
+                verbose,
             )  # fmt: skip
             assert result.returncode == 0, result.stderr
             assert "64 images in 4 requests (0 failed), accuracy" in result.stdout
@@ -134,10 +131,9 @@ def test_request_script_over_grpc_and_rest(exports):
 def test_request_script_batch_size_preflight(exports):
     path = exports["mnist_pure_jax", 8]
     with local_server("mnist_pure_jax", os.path.dirname(path)) as server:
-        result = run(
-            ["python", "model_server_request.py", "--model_spec_name=mnist_pure_jax",
-             f"--prediction_service_addr={server.grpc_address}", "--serving_batch_size=16",
-             "--count_images=32", "--mock_data"]
+        result = request_cli(
+            "--model_spec_name=mnist_pure_jax", f"--prediction_service_addr={server.grpc_address}",
+            "--serving_batch_size=16", "--count_images=32", "--mock_data",
         )  # fmt: skip
         assert result.returncode == 1
         assert "exported with batch size 8" in result.stderr
@@ -145,10 +141,9 @@ def test_request_script_batch_size_preflight(exports):
         assert "SERVING_BATCH_SIZE_SAVE=-1" in result.stderr
         assert "Traceback" not in result.stderr
         # At its batch size the same model answers.
-        ok = run(
-            ["python", "model_server_request.py", "--model_spec_name=mnist_pure_jax",
-             f"--prediction_service_addr={server.grpc_address}", "--serving_batch_size=8",
-             "--count_images=32", "--mock_data"]
+        ok = request_cli(
+            "--model_spec_name=mnist_pure_jax", f"--prediction_service_addr={server.grpc_address}",
+            "--serving_batch_size=8", "--count_images=32", "--mock_data",
         )  # fmt: skip
         assert ok.returncode == 0, ok.stderr
 
@@ -162,9 +157,9 @@ def test_request_script_preflight_refuses_a_model_that_is_no_classifier(tmp_path
         address = (
             server.grpc_address if protocol == "--use_grpc" else f"localhost:{server.rest_port}"
         )
-        result = run(
-            ["python", "model_server_request.py", "--model_spec_name=mnist_pure_jax_features",
-             protocol, f"--prediction_service_addr={address}", "--count_images=16", "--mock_data"]
+        result = request_cli(
+            "--model_spec_name=mnist_pure_jax_features", protocol,
+            f"--prediction_service_addr={address}", "--count_images=16", "--mock_data",
         )  # fmt: skip
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert (
@@ -173,24 +168,28 @@ def test_request_script_preflight_refuses_a_model_that_is_no_classifier(tmp_path
     ) in result.stderr
 
 
-def test_request_script_unknown_model_and_no_server(exports):
+def test_request_script_names_the_models_of_an_unknown_one(exports):
     path = exports["mnist_flax", -1]
     with local_server("mnist_flax", os.path.dirname(path)) as server:
-        result = run(
-            ["python", "model_server_request.py", "--model_spec_name=mnist_resnet",
-             f"--prediction_service_addr={server.grpc_address}", "--mock_data"]
+        result = request_cli(
+            "--model_spec_name=mnist_resnet", f"--prediction_service_addr={server.grpc_address}",
+            "--mock_data",
         )  # fmt: skip
-        assert result.returncode == 1 and "Traceback" not in result.stderr
-        assert (
-            "no model 'mnist_resnet'" in result.stderr and "It serves: mnist_flax" in result.stderr
-        )
-    result = run(
-        ["python", "model_server_request.py", f"--prediction_service_addr={server.grpc_address}",
-         "--connect_timeout=1", "--mock_data"]
-    )  # fmt: skip
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "no model 'mnist_resnet'" in result.stderr and "It serves: mnist_flax" in result.stderr
+
+
+def test_request_script_without_a_server_says_to_start_one():
+    address = f"localhost:{free_port()}"  # Nothing listens there.
+    result = request_cli(
+        f"--prediction_service_addr={address}", "--connect_timeout=1", "--mock_data"
+    )
     assert result.returncode == 1 and "no model server answers" in result.stderr
     assert "make serve" in result.stderr and "Traceback" not in result.stderr
-    result = run(["python", "model_server_request.py", "--count_images=100"])
+
+
+def test_request_script_refuses_a_count_the_batch_does_not_divide():
+    result = request_cli("--count_images=100")
     assert result.returncode == 1 and "not a multiple of --serving_batch_size=16" in result.stderr
 
 
@@ -420,8 +419,8 @@ def test_server_refuses_a_busy_port(tmp_path):
     export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
     with local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax") as server:
         result = run(
-            ["python", "local_model_server.py", f"--port={server.grpc_port}",
-             "--rest_api_port=0", "--model_name=x", f"--model_base_path={tmp_path}"],
+            script("local_model_server.py", f"--port={server.grpc_port}", "--rest_api_port=0",
+                   "--model_name=x", f"--model_base_path={tmp_path}"),
             timeout=60,
         )  # fmt: skip
         assert result.returncode == 1
