@@ -238,20 +238,11 @@ def _describe(statuses: list[dict]) -> str:
 
 
 def _alive() -> bool:
-    if _PID.value:
-        try:
-            os.kill(_PID.value, 0)
-        except ProcessLookupError:
-            return False
+    """wait: whether the --pid process or the --container still runs."""
+    if _PID.value and not _alive_pid(_PID.value):
+        return False
     if _CONTAINER.value:
-        import subprocess
-
-        result = subprocess.run(
-            ["docker", "inspect", "-f", "{{.State.Running}}", _CONTAINER.value],
-            capture_output=True,
-            text=True,
-        )
-        return result.stdout.strip() == "true"
+        return _container_running(_CONTAINER.value)
     return True
 
 

@@ -6,7 +6,6 @@ ModelSpec, and the errors for one that does not exist, are decided here once.
 """
 
 import grpc
-import numpy as np
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -48,12 +47,6 @@ class ModelServer:
     def predict(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
         servable = self.servable(request.model_spec)
         return inference.predict(servable, request, self.max_batch_size)
-
-    def predict_arrays(
-        self, request: predict_pb2.PredictRequest, inputs: dict[str, np.ndarray]
-    ) -> dict[str, np.ndarray]:
-        servable = self.servable(request.model_spec)
-        return inference.predict_arrays(servable, request, inputs, self.max_batch_size)
 
     def classify(
         self, request: classification_pb2.ClassificationRequest

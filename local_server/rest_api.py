@@ -73,9 +73,11 @@ def _process(server: ModelServer, method: str, path: str, body: bytes) -> dict:
         if verb == "predict":
             return _predict(server, spec, body)
         if verb == "classify":
-            return _classify(server, spec, body)
+            request = _examples_request(classification_pb2.ClassificationRequest, spec, body)
+            return rest_codec.classification_results(server.classify(request).result)
         if verb == "regress":
-            return _regress(server, spec, body)
+            request = _examples_request(regression_pb2.RegressionRequest, spec, body)
+            return rest_codec.regression_results(server.regress(request).result)
         raise malformed  # A verb in other letter case: matched, but not dispatched.
     if not spec.name:
         raise invalid("Missing model name in request.")
@@ -120,22 +122,11 @@ def _predict(server: ModelServer, spec: model_pb2.ModelSpec, body: bytes) -> dic
     return rest_codec.predict_outputs(outputs, row_format)
 
 
-def _classify(server: ModelServer, spec: model_pb2.ModelSpec, body: bytes) -> dict:
+def _examples_request(request_type, spec: model_pb2.ModelSpec, body: bytes):
+    """A ClassificationRequest or RegressionRequest from its JSON (the same for both)."""
     doc = rest_codec.parse(body)
     spec.signature_name = rest_codec.signature_name(doc)
-    request = classification_pb2.ClassificationRequest(
-        model_spec=spec, input=rest_codec.examples_input(doc)
-    )
-    return rest_codec.classification_results(server.classify(request).result)
-
-
-def _regress(server: ModelServer, spec: model_pb2.ModelSpec, body: bytes) -> dict:
-    doc = rest_codec.parse(body)
-    spec.signature_name = rest_codec.signature_name(doc)
-    request = regression_pb2.RegressionRequest(
-        model_spec=spec, input=rest_codec.examples_input(doc)
-    )
-    return rest_codec.regression_results(server.regress(request).result)
+    return request_type(model_spec=spec, input=rest_codec.examples_input(doc))
 
 
 def _metadata(server: ModelServer, spec: model_pb2.ModelSpec) -> dict:

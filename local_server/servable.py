@@ -6,15 +6,11 @@ same, so that what it accepts and answers follows TensorFlow Serving, not
 TensorFlow's Python function-calling rules.
 """
 
-import os
-import threading
-
 import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
-import saved_model_lib
 from local_server.errors import ServingError, first_line, grpc_code, invalid
 
 DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
@@ -38,7 +34,6 @@ class Servable:
             )
         self.signature_defs: dict[str, meta_graph_pb2.SignatureDef] = dict(meta_graph.signature_def)
         self._tensors: dict[str, tf.Tensor] = {}
-        self._lock = threading.Lock()
 
     def close(self) -> None:
         self._session.close()
@@ -62,9 +57,8 @@ class Servable:
 
     def _tensor(self, name: str) -> tf.Tensor:
         tensor = self._tensors.get(name)
-        if tensor is None:
-            with self._lock:
-                tensor = self._tensors[name] = self._graph.get_tensor_by_name(name)
+        if tensor is None:  # Looked up once; the graph never changes.
+            tensor = self._tensors[name] = self._graph.get_tensor_by_name(name)
         return tensor
 
     # ---- Predict (TensorFlow Serving's predict_util.cc) ----------------------------
@@ -135,9 +129,6 @@ class Servable:
                 if mismatch:
                     raise invalid(f"{first_line(e)} ({mismatch})") from e
             raise
-
-    def warmup_file(self) -> str:
-        return os.path.join(self.path, saved_model_lib.WARMUP_FILE)
 
 
 def _shape_mismatch(signature, inputs: dict[str, np.ndarray]) -> str | None:

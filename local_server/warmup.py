@@ -9,6 +9,7 @@ import os
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
+import saved_model_lib
 from local_server import inference
 from local_server.servable import Servable
 
@@ -28,7 +29,7 @@ def warm_up(servable: Servable) -> int:
 
     The model's own requests: the clients' batch limit does not apply.
     """
-    path = servable.warmup_file()
+    path = os.path.join(servable.path, saved_model_lib.WARMUP_FILE)
     if not os.path.exists(path):
         return 0
     count = 0
