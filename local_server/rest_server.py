@@ -19,7 +19,7 @@ from aiohttp import web
 
 from local_server import rest_api, rest_codec
 from local_server.api import ModelServer
-from local_server.errors import http_status
+from local_server.errors import first_line, http_status
 from local_server.options import ServerOptions
 
 _JSON = "application/json"
@@ -106,7 +106,7 @@ class RestServer:
             )
         except Exception as e:  # A bug here, not the client's fault: say so, keep serving.
             logging.exception("REST %s %s failed", request.method, path)
-            return _error(grpc.StatusCode.INTERNAL, str(e) or type(e).__name__)
+            return _error(grpc.StatusCode.INTERNAL, first_line(e))
         headers = rest_api.CORS_HEADERS if self._options.rest_api_enable_cors_support else {}
         return web.Response(status=status, body=data, content_type=_JSON, headers=headers)
 
