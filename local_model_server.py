@@ -11,8 +11,12 @@ flags are tensorflow_model_server's, and it answers as TensorFlow Serving does:
   GetModelStatus, on the servicers and messages of tensorflow-serving-api.
 - REST: /v1/models/NAME[/versions/N][:predict|:classify|:regress|/metadata],
   with TensorFlow Serving's JSON formats, error messages and HTTP codes.
-- Versions: the newest under --model_base_path, polled, loaded and warmed up
-  before it takes traffic.
+- Models: one (--model_name, --model_base_path), or those of
+  --model_config_file with their version policies and labels, reloaded while
+  serving; new versions are polled, loaded and warmed up before they take
+  traffic.
+- --enable_batching (--batching_parameters_file) and --monitoring_config_file
+  (Prometheus metrics), with TensorFlow Serving's file formats and names.
 
 It runs a SavedModel in a TF1 Session by tensor name, as TensorFlow Serving
 does. It has no authentication: it binds to localhost unless --host says
@@ -25,7 +29,7 @@ from absl import app, flags
 from local_server import server
 from local_server.options import ServerOptions
 
-_DEFAULT = ServerOptions(model_name="default", model_base_path="")
+_DEFAULT = ServerOptions()
 
 _PORT = flags.DEFINE_integer("port", _DEFAULT.port, "Port of the gRPC API.")
 _REST_API_PORT = flags.DEFINE_integer(
@@ -33,7 +37,45 @@ _REST_API_PORT = flags.DEFINE_integer(
 )
 _MODEL_NAME = flags.DEFINE_string("model_name", _DEFAULT.model_name, "Name of the served model.")
 _MODEL_BASE_PATH = flags.DEFINE_string(
-    "model_base_path", None, "Directory whose numeric subdirectories are the model's versions."
+    "model_base_path",
+    _DEFAULT.model_base_path,
+    "Directory whose numeric subdirectories are the model's versions.",
+)
+_MODEL_CONFIG_FILE = flags.DEFINE_string(
+    "model_config_file",
+    _DEFAULT.model_config_file,
+    "A ModelServerConfig in protobuf text format (several models, version policies, labels). "
+    "If set, --model_name and --model_base_path are ignored.",
+)
+_MODEL_CONFIG_FILE_POLL_WAIT_SECONDS = flags.DEFINE_float(
+    "model_config_file_poll_wait_seconds",
+    _DEFAULT.model_config_file_poll_wait_seconds,
+    "Seconds between two reads of --model_config_file; a changed file is applied while "
+    "serving. 0: read once, at start.",
+    lower_bound=0,
+)
+_ALLOW_UNAVAILABLE_LABELS = flags.DEFINE_boolean(
+    "allow_version_labels_for_unavailable_models",
+    _DEFAULT.allow_version_labels_for_unavailable_models,
+    "Let a new label point at a version that is not loaded yet (needed for labels in the "
+    "config file at start). Moving an existing label still needs the version AVAILABLE.",
+)
+_ENABLE_BATCHING = flags.DEFINE_boolean(
+    "enable_batching",
+    _DEFAULT.enable_batching,
+    "Merge concurrent requests to the same model and signature into one run.",
+)
+_BATCHING_PARAMETERS_FILE = flags.DEFINE_string(
+    "batching_parameters_file",
+    _DEFAULT.batching_parameters_file,
+    "BatchingParameters in protobuf text format (max_batch_size, batch_timeout_micros, ...); "
+    "needs --enable_batching. Unset: TensorFlow Serving's defaults.",
+)
+_MONITORING_CONFIG_FILE = flags.DEFINE_string(
+    "monitoring_config_file",
+    _DEFAULT.monitoring_config_file,
+    "A MonitoringConfig in protobuf text format; prometheus_config { enable: true } serves "
+    "TensorFlow Serving's metrics on the REST port.",
 )
 _POLL_SECONDS = flags.DEFINE_float(
     "file_system_poll_wait_seconds",
@@ -118,6 +160,12 @@ def main(argv: list[str]) -> None:
     options = ServerOptions(
         model_name=_MODEL_NAME.value,
         model_base_path=_MODEL_BASE_PATH.value,
+        model_config_file=_MODEL_CONFIG_FILE.value,
+        model_config_file_poll_wait_seconds=_MODEL_CONFIG_FILE_POLL_WAIT_SECONDS.value,
+        allow_version_labels_for_unavailable_models=_ALLOW_UNAVAILABLE_LABELS.value,
+        enable_batching=_ENABLE_BATCHING.value,
+        batching_parameters_file=_BATCHING_PARAMETERS_FILE.value,
+        monitoring_config_file=_MONITORING_CONFIG_FILE.value,
         host=_HOST.value,
         port=_PORT.value,
         rest_api_port=_REST_API_PORT.value,
@@ -134,6 +182,8 @@ def main(argv: list[str]) -> None:
     )
     try:
         server.run(options)
+    except server.StartupError as e:
+        raise SystemExit(f"error: {e}") from None
     except OSError as e:
         raise SystemExit(
             f"error: {e}. Another server may be running (make status; make stop), or choose "
@@ -142,5 +192,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    flags.mark_flag_as_required("model_base_path")
     app.run(main)

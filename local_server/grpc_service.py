@@ -1,5 +1,6 @@
 """The gRPC transport: tensorflow-serving-api's servicers on a bounded thread pool."""
 
+import time
 from concurrent import futures
 
 import grpc
@@ -10,15 +11,25 @@ from local_server.api import ModelServer
 from local_server.errors import ServingError, first_line
 
 
-def _method(name: str):
+def _method(name: str, api: str = ""):
+    """A servicer method calling ModelServer.<name>; api: its name in the request metrics."""
+
     def handler(self, request, context):
+        start, code = time.perf_counter(), grpc.StatusCode.OK
         try:
             return getattr(self.server, name)(request)
         except ServingError as e:
+            code = e.code
             context.abort(e.code, str(e))
         except Exception as e:
+            code = grpc.StatusCode.INTERNAL
             logging.exception("gRPC %s failed", name)
             context.abort(grpc.StatusCode.INTERNAL, first_line(e))
+        finally:
+            if api:  # As prediction_service_impl.cc, for Predict, Classify and Regress.
+                self.server.metrics.record_request(
+                    request.model_spec.name, api, "GRPC", code.name, time.perf_counter() - start
+                )
 
     return handler
 
@@ -27,9 +38,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     def __init__(self, server: ModelServer):
         self.server = server
 
-    Predict = _method("predict")
-    Classify = _method("classify")
-    Regress = _method("regress")
+    Predict = _method("predict", "Predict")
+    Classify = _method("classify", "Classify")
+    Regress = _method("regress", "Regress")
     MultiInference = _method("multi_inference")
     GetModelMetadata = _method("metadata")
 
@@ -39,6 +50,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self.server = server
 
     GetModelStatus = _method("status")
+    HandleReloadConfigRequest = _method("handle_reload_config")
 
 
 def start(server: ModelServer, host: str, port: int, max_bytes: int, threads: int) -> grpc.Server:

@@ -6,8 +6,15 @@ import os
 
 @dataclasses.dataclass(frozen=True)
 class ServerOptions:
-    model_name: str
-    model_base_path: str
+    model_name: str = "default"
+    model_base_path: str = ""
+    # A ModelServerConfig text file; it wins over model_name and model_base_path.
+    model_config_file: str = ""
+    model_config_file_poll_wait_seconds: float = 0  # 0: read once.
+    allow_version_labels_for_unavailable_models: bool = False
+    enable_batching: bool = False
+    batching_parameters_file: str = ""
+    monitoring_config_file: str = ""
     host: str = "localhost"
     port: int = 8500
     rest_api_port: int = 8501  # 0: no REST.

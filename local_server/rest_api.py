@@ -6,6 +6,7 @@ http_rest_api_util.cc, so that a request gets the status and message there.
 """
 
 import re
+import time
 import urllib.parse
 
 import grpc
@@ -19,7 +20,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from local_server import inference, rest_codec
+from local_server import rest_codec
 from local_server.api import ModelServer
 from local_server.errors import ServingError, http_status, invalid
 from local_server.servable import DEFAULT_SIGNATURE
@@ -45,20 +46,31 @@ def handle(
     server: ModelServer, method: str, path: str, body: bytes, origin: str = ""
 ) -> tuple[int, bytes]:
     """One request of the API (a path under /v1/); never raises for a client's error."""
+    if method == "OPTIONS":  # A CORS preflight.
+        if not _CORS_ORIGIN.search(origin):
+            error = "Origin header is missing in CORS preflight"
+            return http_status(grpc.StatusCode.FAILED_PRECONDITION), _error_json(error)
+        return 200, b""
+    start = time.perf_counter()
+    request = {"model": "", "api": ""}  # What the path names, for the metrics.
+    code = grpc.StatusCode.OK
     try:
-        if method == "OPTIONS":  # A CORS preflight.
-            if not _CORS_ORIGIN.search(origin):
-                raise ServingError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
-                    "Origin header is missing in CORS preflight",
-                )
-            return 200, b""
-        return 200, rest_codec.dumps(_process(server, method, path, body))
+        return 200, rest_codec.dumps(_process(server, method, path, body, request))
     except ServingError as e:
-        return http_status(e.code), rest_codec.dumps({"error": str(e)})
+        code = e.code
+        return http_status(e.code), _error_json(str(e))
+    finally:
+        # As http_server.cc: every request counted under its model and status.
+        server.metrics.record_request(
+            request["model"], request["api"], "REST", code.name, time.perf_counter() - start
+        )
 
 
-def _process(server: ModelServer, method: str, path: str, body: bytes) -> dict:
+def _error_json(message: str) -> bytes:
+    return rest_codec.dumps({"error": message})
+
+
+def _process(server: ModelServer, method: str, path: str, body: bytes, request: dict) -> dict:
     malformed = invalid(f"Malformed request: {method} {path}")
     match = None
     if method == "POST":
@@ -69,6 +81,8 @@ def _process(server: ModelServer, method: str, path: str, body: bytes) -> dict:
         raise malformed
     name, version, label, verb = match.groups()
     spec = _model_spec(name or "", version, label)
+    request["model"] = spec.name
+    request["api"] = verb if method == "POST" else ""
     if method == "POST":
         if verb == "predict":
             return _predict(server, spec, body)
@@ -118,7 +132,7 @@ def _predict(server: ModelServer, spec: model_pb2.ModelSpec, body: bytes) -> dic
             doc, body, signature_inputs, spec.signature_name
         )
     request = predict_pb2.PredictRequest(model_spec=spec)
-    outputs = inference.predict_arrays(servable, request, inputs, server.max_batch_size)
+    outputs = server.predict_arrays(servable, request, inputs)
     return rest_codec.predict_outputs(outputs, row_format)
 
 

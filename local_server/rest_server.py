@@ -33,8 +33,9 @@ def _error(code: grpc.StatusCode, message: str) -> web.Response:
 class RestServer:
     """TensorFlow Serving's REST API on host:port, started by `start`, ended by `stop`."""
 
-    def __init__(self, server: ModelServer, options: ServerOptions):
+    def __init__(self, server: ModelServer, options: ServerOptions, metrics_path: str = ""):
         self._server, self._options = server, options
+        self._metrics_path = metrics_path  # "" : no metrics page.
         self._pool = futures.ThreadPoolExecutor(
             max_workers=options.rest_api_num_threads, thread_name_prefix="rest"
         )
@@ -75,6 +76,10 @@ class RestServer:
 
     async def _handle(self, request: web.Request) -> web.Response:
         path = request.rel_url.raw_path
+        if self._metrics_path and path == self._metrics_path:
+            # ProcessPrometheusRequest: any method, text/plain.
+            page = self._server.metrics.page().encode()
+            return web.Response(body=page, content_type="text/plain")
         if not rest_api.API_PATH.fullmatch(path):
             return _error(
                 grpc.StatusCode.NOT_FOUND,

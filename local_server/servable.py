@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
+from local_server.batching import BatchScheduler
 from local_server.errors import ServingError, first_line, grpc_code, invalid
 
 DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
@@ -24,8 +25,9 @@ PREDICT_METHODS = (
 class Servable:
     """One version of a model, loaded and ready to run."""
 
-    def __init__(self, path: str, version: int):
+    def __init__(self, path: str, version: int, batching: BatchScheduler | None = None):
         self.path, self.version = path, version
+        self._batching = batching
         self._graph = tf.Graph()
         with self._graph.as_default():
             self._session = tf.compat.v1.Session(graph=self._graph)
@@ -38,6 +40,11 @@ class Servable:
     def close(self) -> None:
         self._session.close()
 
+    def unloaded(self) -> None:
+        """No new requests will come: the batch queues can go once they are empty."""
+        if self._batching is not None:
+            self._batching.forget(self)
+
     def run(self, feeds: dict[str, np.ndarray], fetches: dict[str, str]) -> dict[str, np.ndarray]:
         """Runs the graph: feeds and fetches by tensor name, as Session::Run in C++.
 
@@ -46,14 +53,21 @@ class Servable:
         ops (its half_plus_two test feeds [2] values to a [None, 1] tensor), so
         this calls the Session's run without Python's feed checks.
         """
+        aliases = list(fetches)
+        tensor_names = tuple(fetches[alias] for alias in aliases)
+        if self._batching is not None:  # --enable_batching: merged with concurrent runs.
+            results = self._batching.run(self, self._session_run, feeds, tensor_names)
+        else:
+            results = self._session_run(feeds, tensor_names)
+        return dict(zip(aliases, results, strict=True))
+
+    def _session_run(self, feeds: dict[str, np.ndarray], names: tuple[str, ...]) -> list:
         feed_outputs = {self._tensor(name)._as_tf_output(): value for name, value in feeds.items()}
-        names = list(fetches)
-        fetch_outputs = [self._tensor(fetches[alias])._as_tf_output() for alias in names]
+        fetch_outputs = [self._tensor(name)._as_tf_output() for name in names]
         try:
-            results = self._session._call_tf_sessionrun(None, feed_outputs, fetch_outputs, [], None)
+            return self._session._call_tf_sessionrun(None, feed_outputs, fetch_outputs, [], None)
         except tf.errors.OpError as e:
             raise ServingError(grpc_code(e.error_code), e.message) from e
-        return dict(zip(names, results, strict=True))
 
     def _tensor(self, name: str) -> tf.Tensor:
         tensor = self._tensors.get(name)

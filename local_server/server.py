@@ -1,4 +1,11 @@
-"""The whole server: versions polled, gRPC and REST started, stopped on SIGTERM or SIGINT."""
+"""The whole server: config read, versions polled, gRPC and REST started, stopped on SIGTERM.
+
+Start-up follows tensorflow_model_server's Server::BuildAndStart: the model
+config is --model_config_file, or the one model of --model_name and
+--model_base_path; --enable_batching wraps every model in the batch
+scheduler (with --batching_parameters_file's options); a monitoring config
+with Prometheus enabled adds the metrics page to the REST port.
+"""
 
 import asyncio
 import os
@@ -6,22 +13,130 @@ import signal
 import threading
 
 from absl import logging
+from google.protobuf import text_format
 
-from local_server import grpc_service
+from local_server import grpc_service, model_config
 from local_server.api import ModelServer
+from local_server.batching import BatchingParameters, BatchScheduler, options_from_parameters
+from local_server.errors import ServingError, invalid
+from local_server.metrics import DEFAULT_PATH, Metrics
 from local_server.options import ServerOptions
+from local_server.protos import monitoring_config_pb2
 from local_server.rest_server import RestServer
-from local_server.versions import VersionManager
+
+
+class StartupError(Exception):
+    """The server cannot start with these options; the message says why."""
 
 
 def run(options: ServerOptions) -> None:
     """Serves until SIGTERM or SIGINT; OSError if a port cannot be listened on."""
-    asyncio.run(_serve(options))
+    try:
+        server, batching, metrics_path = build(options)
+    except ServingError as e:
+        raise StartupError(str(e)) from e
+    try:
+        asyncio.run(_serve(options, server, metrics_path))
+    finally:
+        if batching is not None:
+            batching.close()
 
 
-async def _serve(options: ServerOptions) -> None:
-    manager = VersionManager(options.model_name, os.path.abspath(options.model_base_path))
-    server = ModelServer(manager, options.max_batch_size)
+def build(options: ServerOptions) -> tuple[ModelServer, BatchScheduler | None, str]:
+    """The API with its models, batch scheduler and metrics page path ("" if none)."""
+    if options.model_config_file:
+        config = model_config.read(options.model_config_file)
+    elif options.model_base_path:
+        config = model_config.single_model(
+            options.model_name, os.path.abspath(options.model_base_path)
+        )
+    else:
+        raise invalid(
+            "Both server_options.model_base_path and server_options.model_config_file are empty!"
+        )
+    if options.batching_parameters_file and not options.enable_batching:
+        raise invalid(
+            "server_options.batching_parameters_file is set without setting "
+            "server_options.enable_batching to true."
+        )
+    metrics = Metrics()
+    batching = None
+    if options.enable_batching:
+        params = (
+            _read_text(options.batching_parameters_file, BatchingParameters())
+            if options.batching_parameters_file
+            else None
+        )
+        batching = BatchScheduler(options_from_parameters(params), metrics)
+    metrics_path = ""
+    if options.monitoring_config_file:
+        monitoring = _read_text(
+            options.monitoring_config_file, monitoring_config_pb2.MonitoringConfig()
+        )
+        if monitoring.prometheus_config.enable:
+            metrics_path = monitoring.prometheus_config.path or DEFAULT_PATH
+    server = ModelServer(
+        config,
+        allow_version_labels_for_unavailable_models=(
+            options.allow_version_labels_for_unavailable_models
+        ),
+        max_batch_size=options.max_batch_size,
+        batching=batching,
+        metrics=metrics,
+    )
+    return server, batching, metrics_path
+
+
+def _read_text(path: str, message):
+    """ParseProtoTextFile."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return text_format.Parse(f.read(), message)
+    except OSError as e:
+        raise invalid(f"{path}; {e.strerror}") from e
+    except (text_format.ParseError, UnicodeDecodeError) as e:
+        raise invalid(f"Invalid protobuf file: '{path}' ({e})") from e
+
+
+class _ConfigPoller:
+    """PollFilesystemAndReloadConfig: the model config file, re-read every period."""
+
+    def __init__(self, server: ModelServer, path: str):
+        self._server, self._path = server, path
+        self._refused: model_config.ModelServerConfig | None = None
+        self._read_error = ""
+
+    def poll(self) -> None:
+        try:
+            config = model_config.read(self._path)
+        except ServingError as e:
+            if str(e) != self._read_error:  # Said once, not every period.
+                logging.error("Failed to read ModelServerConfig file: %s", e)
+            self._read_error = str(e)
+            return
+        self._read_error = ""
+        if config == self._server.config or config == self._refused:
+            return
+        try:
+            self._server.reload_config(config)
+        except ServingError as e:
+            logging.error("PollFilesystemAndReloadConfig failed to ReloadConfig: %s", e)
+            self._refused = config
+            return
+        self._refused = None
+        logging.info("Applied the model config of %s", self._path)
+
+
+def _every(period: float, call, stop: threading.Event, what: str) -> None:
+    while not stop.is_set():
+        try:
+            call()
+        except Exception:  # Keep serving what is loaded, whatever went wrong here.
+            logging.exception("%s failed", what)
+        stop.wait(period)
+
+
+async def _serve(options: ServerOptions, server: ModelServer, metrics_path: str) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -34,35 +149,39 @@ async def _serve(options: ServerOptions) -> None:
         options.grpc_max_threads,
     )
     rest = None
+    polling = threading.Event()
     try:
         if options.rest_api_port:
-            rest = RestServer(server, options)
+            rest = RestServer(server, options, metrics_path)
             try:
                 await rest.start()
             except OSError as e:
                 raise OSError(
                     f"cannot listen on {options.host}:{options.rest_api_port} for REST: {e}"
                 ) from e
+        models = ", ".join(f"{m.model_name} ({m.base_path})" for m in server.managers())
         logging.info(
-            "Serving model %s from %s: gRPC on %s:%d%s",
-            manager.model_name,
-            manager.base_path,
+            "Serving %s: gRPC on %s:%d%s%s",
+            models or "no models",
             options.host,
             options.port,
             f", REST on {options.host}:{options.rest_api_port}" if rest else "",
+            f", metrics at {metrics_path}" if rest and metrics_path else "",
         )
-        polling = threading.Event()
-        poller = threading.Thread(
-            target=manager.run,
-            args=(polling, options.file_system_poll_wait_seconds),
-            name="poll",
-            daemon=True,
-        )
-        poller.start()
+        threads = [(server.poll, options.file_system_poll_wait_seconds, "Polling the models")]
+        if options.model_config_file and options.model_config_file_poll_wait_seconds > 0:
+            poller = _ConfigPoller(server, options.model_config_file)
+            threads.append(
+                (poller.poll, options.model_config_file_poll_wait_seconds, "Polling the config")
+            )
+        for call, period, what in threads:
+            threading.Thread(
+                target=_every, args=(period, call, polling, what), name=what, daemon=True
+            ).start()
         await stop.wait()
         logging.info("Shutting down")
-        polling.set()
     finally:
+        polling.set()
         if rest is not None:
             await rest.stop()
         grpc_server.stop(grace=2).wait()

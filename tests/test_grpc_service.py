@@ -112,8 +112,8 @@ def multi(*tasks: tuple[str, str, str]) -> inference_pb2.MultiInferenceRequest:
         ),
         pytest.param(
             multi(("", "regress_x_to_y", REGRESS)),
-            grpc.StatusCode.NOT_FOUND,
-            "Servable not found for request: Latest()",
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "ModelSpec has no name specified.",  # ServerCore's servable lookup, first.
             id="empty model name",
         ),
     ],

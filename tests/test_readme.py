@@ -24,14 +24,12 @@ def test_the_half_plus_two_curl_examples_answer_what_the_readme_says(tmp_path):
 
     from half_plus_two import write_tf1
 
-    from local_server import rest_api
+    from local_server import model_config, rest_api
     from local_server.api import ModelServer
-    from local_server.versions import VersionManager
 
     write_tf1(tmp_path / "half_plus_two" / "123")
-    manager = VersionManager("half_plus_two", str(tmp_path / "half_plus_two"))
-    manager.poll()
-    server = ModelServer(manager)
+    server = ModelServer(model_config.single_model("half_plus_two", str(tmp_path / "half_plus_two")))
+    server.poll()
     examples = re.findall(
         r"^curl -d '(.+)' localhost:8601(/v1/\S+)  # (.+)$",
         (ROOT / "README.md").read_text(),

@@ -1,8 +1,10 @@
 """local_server.rest_api against TensorFlow Serving's http_rest_api_handler_test.cc.
 
-In process, on a rebuild of TensorFlow Serving's half_plus_two test model
-(version 123): each request is one of that test's, with the status code and
-the answer or message fragment it expects.
+In process, on a rebuild of TensorFlow Serving's half_plus_two test model,
+set up as that test sets it up: versions 123 and 124 on disk, a `specific`
+policy serving 123, then a config reload that labels it "Version_Label". Each
+request is one of that test's, with the status code and the answer or message
+fragment it expects.
 """
 
 import json
@@ -10,20 +12,25 @@ import json
 import pytest
 from half_plus_two import write_tf1
 
-from local_server import rest_api
+from local_server import model_config, rest_api
 from local_server.api import ModelServer
-from local_server.versions import VersionManager
 
 MODEL = "half_plus_two"
+LABEL = "Version_Label"
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     base = tmp_path_factory.mktemp("models") / MODEL
     write_tf1(base / "123")
-    manager = VersionManager(MODEL, str(base))
-    manager.poll()
-    return ModelServer(manager)
+    write_tf1(base / "124")
+    config = model_config.single_model(MODEL, str(base))
+    config.model_config_list.config[0].model_version_policy.specific.versions.append(123)
+    server = ModelServer(config)
+    server.poll()
+    config.model_config_list.config[0].version_labels[LABEL] = 123
+    server.reload_config(config)
+    return server
 
 
 def call(server, method, path, body=""):
@@ -183,10 +190,28 @@ def test_predict_classify_regress_request_errors(server, path, body, message):
             id="regress version",
         ),
         pytest.param(
+            f"/labels/{LABEL}:predict",
+            '{"instances": [1.0, 2.0]}',
+            {"predictions": [2.5, 3.0]},
+            id="label",
+        ),
+        pytest.param(
+            f"/labels/{LABEL}:regress",
+            '{"signature_name": "regress_x_to_y", "examples": [ { "x": 80.0 } ] }',
+            {"results": [42]},
+            id="regress label",
+        ),
+        pytest.param(
             ":classify",
             '{"signature_name": "classify_x_to_y", "examples": [ { "x": 20.0 } ] }',
             {"results": [[["", 12]]]},
             id="classify",
+        ),
+        pytest.param(
+            f"/labels/{LABEL}:classify",
+            '{"signature_name": "classify_x_to_y", "examples": [ { "x": 10.0 } ] }',
+            {"results": [[["", 7]]]},
+            id="classify label",
         ),
         pytest.param(
             ":regress",
@@ -212,7 +237,14 @@ STATUS = {
 }
 
 
-@pytest.mark.parametrize("suffix", ["", "/versions/123"])
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        pytest.param("", id="all versions"),
+        pytest.param("/versions/123", id="version"),
+        pytest.param(f"/labels/{LABEL}", id="label"),
+    ],
+)
 def test_get_status(server, suffix):
     assert call(server, "GET", f"/v1/models/{MODEL}{suffix}") == (200, STATUS)
 

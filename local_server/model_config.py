@@ -1,0 +1,96 @@
+"""TensorFlow Serving's model config (--model_config_file), read and checked as ServerCore does.
+
+The file is a ModelServerConfig in protobuf text format, the message of
+tensorflow-serving-api; the checks and their messages are those of
+model_servers/server_core.cc (ValidateModelConfigList, GetPlatform,
+UpdateModelVersionLabelMap), so that a file this server refuses is one
+TensorFlow Serving refuses, with the same words.
+"""
+
+import grpc
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+from local_server.errors import ServingError, invalid
+
+PLATFORM = "tensorflow"
+ModelServerConfig = model_server_config_pb2.ModelServerConfig
+
+
+def single_model(name: str, base_path: str) -> ModelServerConfig:
+    """The config that --model_name and --model_base_path stand for (BuildSingleModelConfig)."""
+    config = ModelServerConfig()
+    config.model_config_list.config.add(name=name, base_path=base_path, model_platform=PLATFORM)
+    return config
+
+
+def parse(text: str, path: str = "<text>") -> ModelServerConfig:
+    """A ModelServerConfig from its text format; INVALID_ARGUMENT as ParseProtoTextFile."""
+    try:
+        return text_format.Parse(text, ModelServerConfig())
+    except text_format.ParseError as e:
+        raise invalid(f"Invalid protobuf file: '{path}' ({e})") from e
+
+
+def read(path: str) -> ModelServerConfig:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ServingError(grpc.StatusCode.NOT_FOUND, f"{path}; {e}") from e
+    return parse(text, path)
+
+
+def validate(config: ModelServerConfig, old: ModelServerConfig | None = None) -> None:
+    """ServerCore::ReloadConfig's checks of a new config, before anything changes."""
+    kind = config.WhichOneof("config")
+    if kind == "custom_model_config":
+        raise invalid("Missing custom_model_config_loader in ServerCore Options")
+    if kind is None:
+        return  # Nothing to load: TensorFlow Serving takes no action.
+    names = set()
+    for model in config.model_config_list.config:
+        if model.name in names:
+            raise invalid(f"Illegal to list model {model.name} multiple times in config list")
+        names.add(model.name)
+    for model in config.model_config_list.config:
+        if _is_relative(model.base_path):
+            raise invalid(
+                f"Expected model {model.name} to have an absolute path or URI; got "
+                f"base_path()={model.base_path}"
+            )
+    for model in config.model_config_list.config:
+        platform = _platform(model)
+        if platform != PLATFORM:
+            raise invalid(f"Model {model.name} requests unsupported platform {platform}")
+    if old is not None:
+        before = {m.name: _platform(m) for m in old.model_config_list.config}
+        for model in config.model_config_list.config:
+            if model.name in before and before[model.name] != _platform(model):
+                raise invalid(
+                    f"Illegal to change a model's platform. For model {model.name} platform "
+                    f"was {before[model.name]} and new platform requested is {_platform(model)}"
+                )
+
+
+def _platform(model) -> str:
+    if model.model_type:  # Deprecated, but TensorFlow Serving still reads it.
+        if model.model_platform:
+            raise invalid(
+                "Illegal setting both ModelServerConfig::model_type (deprecated) and "
+                f"ModelServerConfig::model_platform, model name is {model.name}"
+            )
+        if model.model_type != model_server_config_pb2.TENSORFLOW:
+            raise invalid(f"ModelServerConfig::model_type choice {model.model_type} not supported.")
+        return PLATFORM
+    if not model.model_platform:
+        raise invalid(
+            "Illegal setting neither ModelServerConfig::model_type (deprecated) nor "
+            f"ModelServerConfig::model_platform, model name is {model.name}"
+        )
+    return model.model_platform
+
+
+def _is_relative(path: str) -> bool:
+    """UriIsRelativePath: neither a URI (scheme://) nor an absolute path."""
+    return "://" not in path and not path.startswith("/")
