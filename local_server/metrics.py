@@ -37,12 +37,8 @@ class Metrics:
 
     def __init__(self):
         self.registry = CollectorRegistry(auto_describe=True)
-
-        def counter(name, doc, labels=()):
-            return Counter(_name(name), doc, labels, registry=self.registry)
-
-        def histogram(name, doc, labels, buckets):
-            return Histogram(_name(name), doc, labels, buckets=buckets, registry=self.registry)
+        self._exported: dict[str, str] = {}  # prometheus_client's family name -> page name
+        counter, histogram = self.counter, self.histogram
 
         self._request_count = counter(
             "/tensorflow/serving/request_count",
@@ -122,6 +118,18 @@ class Metrics:
             _SIZES,
         )
 
+    def counter(self, tf_name: str, doc: str, labels=()) -> Counter:
+        """A monitoring::Counter: its page name is the TensorFlow name, "_total" or not."""
+        metric = Counter(_name(tf_name), doc, labels, registry=self.registry)
+        self._exported[metric._name] = _name(tf_name)  # prometheus_client drops a "_total".
+        return metric
+
+    def histogram(self, tf_name: str, doc: str, labels, buckets: list[float]) -> "Sampler":
+        """A monitoring::Sampler with these bucket limits (the last one infinite)."""
+        return Sampler(
+            Histogram(_name(tf_name), doc, labels, buckets=buckets, registry=self.registry)
+        )
+
     # ---- Requests (RecordModelRequestCount, RecordRequestLatency, ...) ----------
 
     def record_request(
@@ -130,13 +138,13 @@ class Metrics:
         """One request: counted by status; its latency only if it succeeded, as there."""
         self._request_count.labels(model_name, status).inc()
         if status == "OK":
-            self._request_latency.labels(model_name, api, entrypoint).observe(seconds * 1e6)
+            self._request_latency.add(seconds * 1e6, model_name, api, entrypoint)
 
     def record_runtime(self, model_name: str, api: str, seconds: float) -> None:
-        self._runtime_latency.labels(model_name, api, "TF1").observe(seconds * 1e6)
+        self._runtime_latency.add(seconds * 1e6, model_name, api, "TF1")
 
     def record_examples(self, model_name: str, count: int) -> None:
-        self._example_counts.labels(model_name).observe(count)
+        self._example_counts.add(count, model_name)
         self._example_count_total.labels(model_name).inc(count)
 
     # ---- Loading ---------------------------------------------------------------
@@ -145,7 +153,7 @@ class Metrics:
         self._load_attempt_count.labels(path, "success" if ok else "fail").inc()
         self._load_latency.labels(path).inc(int(seconds * 1e6))
         if ok and warmup_records:
-            self._warmup_latency.labels(path, "OK").observe(seconds * 1e6)
+            self._warmup_latency.add(seconds * 1e6, path, "OK")
             self._warmup_records.labels(path, "OK").inc(warmup_records)
 
     # ---- Batching --------------------------------------------------------------
@@ -154,13 +162,13 @@ class Metrics:
         self, thread_pool_name: str, queued_seconds: list[float], size: int, padded_size: int
     ) -> None:
         for seconds in queued_seconds:
-            self._queuing_latency.labels(thread_pool_name).observe(seconds * 1e6)
+            self._queuing_latency.add(seconds * 1e6, thread_pool_name)
         self._wrapped_run_count.inc()
-        self._padding_size.labels(str(padded_size)).observe(padded_size - size)
-        self._processed_batch_size.observe(padded_size)
+        self._padding_size.add(padded_size - size, str(padded_size))
+        self._processed_batch_size.add(padded_size)
 
     def record_input_batch(self, size: int) -> None:
-        self._input_batch_size.observe(size)
+        self._input_batch_size.add(size)
 
     # ---- The page --------------------------------------------------------------
 
@@ -172,10 +180,12 @@ class Metrics:
             unused = all(s.value == 0 and set(s.labels) <= {"le"} for s in samples)
             if not samples or unused:
                 continue  # TensorFlow Serving lists a metric once it has a value.
-            kind = "histogram" if family.type == "histogram" else family.type
-            lines.append(f"# TYPE {family.name} {kind}")
+            if family.type == "histogram":  # Per label set: buckets, _sum, _count, as there.
+                samples.sort(key=_histogram_order())
+            exported = self._exported.get(family.name, family.name)
+            lines.append(f"# TYPE {exported} {family.type}")
             for sample in samples:
-                name = family.name if family.type == "counter" else sample.name
+                name = exported if family.type == "counter" else sample.name
                 labels = ",".join(
                     f'{_label_name(k)}="{_label_value(k, v)}"' for k, v in sample.labels.items()
                 )
@@ -186,6 +196,33 @@ class Metrics:
                     text = _number(value)
                 lines.append(f"{name}{{{labels}}} {text}")
         return "\n".join(lines) + "\n"
+
+
+class Sampler:
+    """A histogram that buckets as TensorFlow's does: a value equal to a limit goes above it.
+
+    TensorFlow's buckets are [limit(i-1), limit(i)), Prometheus' are
+    (limit(i-1), limit(i)]; the value is nudged up by one ulp so that, say, a
+    batch of 16 counts under le="32", as on TensorFlow Serving's page.
+    """
+
+    def __init__(self, histogram: Histogram):
+        self._histogram = histogram
+
+    def add(self, value: float, *labels: str) -> None:
+        child = self._histogram.labels(*labels) if labels else self._histogram
+        child.observe(math.nextafter(value, math.inf))
+
+
+def _histogram_order():
+    groups: dict[tuple, int] = {}
+
+    def key(sample) -> tuple[int, int]:
+        labels = tuple((k, v) for k, v in sample.labels.items() if k != "le")
+        rank = 2 if sample.name.endswith("_count") else int(sample.name.endswith("_sum"))
+        return groups.setdefault(labels, len(groups)), rank
+
+    return key
 
 
 def _label_name(name: str) -> str:

@@ -24,21 +24,28 @@ def single_model(name: str, base_path: str) -> ModelServerConfig:
     return config
 
 
-def parse(text: str, path: str = "<text>") -> ModelServerConfig:
-    """A ModelServerConfig from its text format; INVALID_ARGUMENT as ParseProtoTextFile."""
-    try:
-        return text_format.Parse(text, ModelServerConfig())
-    except text_format.ParseError as e:
-        raise invalid(f"Invalid protobuf file: '{path}' ({e})") from e
-
-
 def read(path: str) -> ModelServerConfig:
+    return read_text_proto(path, ModelServerConfig())
+
+
+def read_text_proto(path: str, message):
+    """ParseProtoTextFile: `message` filled from a text-format file, or its errors.
+
+    The parser's complaint follows TensorFlow Serving's message, with the
+    words protobuf's C++ parser logs there ("Error parsing text-format ...").
+    """
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ServingError(grpc.StatusCode.NOT_FOUND, f"{path}; {e}") from e
-    return parse(text, path)
+    except OSError as e:
+        raise ServingError(grpc.StatusCode.NOT_FOUND, f"{path}; {e.strerror}") from e
+    try:
+        return text_format.Parse(text, message)
+    except (text_format.ParseError, UnicodeDecodeError) as e:
+        raise invalid(
+            f"Invalid protobuf file: '{path}' (Error parsing text-format "
+            f"{message.DESCRIPTOR.full_name}: {e})"
+        ) from e
 
 
 def validate(config: ModelServerConfig, old: ModelServerConfig | None = None) -> None:

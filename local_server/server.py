@@ -13,7 +13,6 @@ import signal
 import threading
 
 from absl import logging
-from google.protobuf import text_format
 
 from local_server import grpc_service, model_config
 from local_server.api import ModelServer
@@ -63,14 +62,14 @@ def build(options: ServerOptions) -> tuple[ModelServer, BatchScheduler | None, s
     batching = None
     if options.enable_batching:
         params = (
-            _read_text(options.batching_parameters_file, BatchingParameters())
+            model_config.read_text_proto(options.batching_parameters_file, BatchingParameters())
             if options.batching_parameters_file
             else None
         )
         batching = BatchScheduler(options_from_parameters(params), metrics)
     metrics_path = ""
     if options.monitoring_config_file:
-        monitoring = _read_text(
+        monitoring = model_config.read_text_proto(
             options.monitoring_config_file, monitoring_config_pb2.MonitoringConfig()
         )
         if monitoring.prometheus_config.enable:
@@ -85,17 +84,6 @@ def build(options: ServerOptions) -> tuple[ModelServer, BatchScheduler | None, s
         metrics=metrics,
     )
     return server, batching, metrics_path
-
-
-def _read_text(path: str, message):
-    """ParseProtoTextFile."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return text_format.Parse(f.read(), message)
-    except OSError as e:
-        raise invalid(f"{path}; {e.strerror}") from e
-    except (text_format.ParseError, UnicodeDecodeError) as e:
-        raise invalid(f"Invalid protobuf file: '{path}' ({e})") from e
 
 
 class _ConfigPoller:

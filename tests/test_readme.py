@@ -27,8 +27,9 @@ def test_the_half_plus_two_curl_examples_answer_what_the_readme_says(tmp_path):
     from local_server import model_config, rest_api
     from local_server.api import ModelServer
 
-    write_tf1(tmp_path / "half_plus_two" / "123")
-    server = ModelServer(model_config.single_model("half_plus_two", str(tmp_path / "half_plus_two")))
+    base = tmp_path / "half_plus_two"
+    write_tf1(base / "123")
+    server = ModelServer(model_config.single_model("half_plus_two", str(base)))
     server.poll()
     examples = re.findall(
         r"^curl -d '(.+)' localhost:8601(/v1/\S+)  # (.+)$",
