@@ -40,6 +40,16 @@ PROTOCOL ?= grpc
 CONCURRENCY ?=
 # TensorFlow Serving releases that `make compat` runs the model with (default: all it knows).
 COMPAT_VERSIONS ?=
+# The production config files (TensorFlow Serving's formats, in serving/), for
+# every server kind: MODEL_CONFIG=serving/models.config serves its models
+# (instead of MODEL alone), BATCHING=1 and MONITORING=1 add serving/batching.config
+# and serving/monitoring.config. LABEL=canary: `make request` asks that label.
+MODEL_CONFIG ?=
+BATCHING ?=
+MONITORING ?=
+LABEL ?=
+# How often the server re-reads MODEL_CONFIG (--model_config_file_poll_wait_seconds).
+CONFIG_POLL_SECONDS ?= 10
 
 PYTHON3 ?= python3
 VENV ?= .venv
@@ -67,19 +77,43 @@ LOG_FILE := $(RUN_DIR)/server.log
 KIND_FILE := $(RUN_DIR)/server.kind
 CONTAINER := serving
 DOCKER_ENGINE := docker info >/dev/null 2>&1
+SERVING_DIR := serving
+# MODEL_CONFIG names the container's paths (/models/...); the binary and the
+# local server read this copy with MODEL_PATH in their place.
+HOST_MODEL_CONFIG := $(RUN_DIR)/models.config
+BATCHING_ON := $(filter 1 true yes,$(BATCHING))
+MONITORING_ON := $(filter 1 true yes,$(MONITORING))
+# The config files' flags, for a server that sees serving/ at $(1) and the model config at $(2).
+# Labels in a config file at start need --allow_version_labels_for_unavailable_models.
+CONFIG_FLAGS = $(if $(MODEL_CONFIG),--model_config_file=$(2) \
+	--model_config_file_poll_wait_seconds=$(CONFIG_POLL_SECONDS) \
+	--allow_version_labels_for_unavailable_models=true) \
+	$(if $(BATCHING_ON),--enable_batching=true --batching_parameters_file=$(1)/batching.config) \
+	$(if $(MONITORING_ON),--monitoring_config_file=$(1)/monitoring.config)
 # tensorflow_model_server's flags; local_model_server.py takes the same.
-SERVER_FLAGS = --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) --model_name=$(MODEL) \
-	--model_base_path=$(MODEL_PATH)/$(MODEL) --xla_cpu_compilation_enabled=true \
-	$(if $(GPU_ON),--xla_gpu_compilation_enabled=true)
+SERVER_FLAGS = --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) $(if $(MODEL_CONFIG),,--model_name=$(MODEL) \
+	--model_base_path=$(MODEL_PATH)/$(MODEL)) --xla_cpu_compilation_enabled=true \
+	$(if $(GPU_ON),--xla_gpu_compilation_enabled=true) \
+	$(call CONFIG_FLAGS,$(abspath $(SERVING_DIR)),$(abspath $(HOST_MODEL_CONFIG)))
+# Docker: the walkthrough's one model; with MODEL_CONFIG, all of MODEL_PATH at
+# /models and the config's folder at /model_config; serving/ at /serving. Read-only.
+MOUNT_MODEL = --mount type=bind,source=$(MODEL_PATH)/$(MODEL)/,target=/models/$(MODEL)
+MOUNT_MODELS = --mount type=bind,source=$(abspath $(MODEL_PATH)),target=/models,readonly \
+	--mount type=bind,source=$(abspath $(dir $(MODEL_CONFIG))),target=/model_config,readonly
+MOUNT_SERVING = --mount type=bind,source=$(abspath $(SERVING_DIR)),target=/serving,readonly
+DOCKER_MOUNTS = $(if $(MODEL_CONFIG),$(MOUNT_MODELS),$(MOUNT_MODEL)) \
+	$(if $(BATCHING_ON)$(MONITORING_ON),$(MOUNT_SERVING))
+DOCKER_CONFIG_FLAGS = $(call CONFIG_FLAGS,/serving,/model_config/$(notdir $(MODEL_CONFIG)))
+MODEL_CONFIG_FLAG = $(if $(MODEL_CONFIG),--model_config_file=$(MODEL_CONFIG))
 SERVER_CTL = $(PY) server_ctl.py --model_name=$(MODEL)
-WAIT_AVAILABLE = $(SERVER_CTL) wait --rest_port=$(REST_PORT) --log=$(LOG_FILE)
+WAIT_AVAILABLE = $(SERVER_CTL) wait --rest_port=$(REST_PORT) --log=$(LOG_FILE) $(MODEL_CONFIG_FLAG)
 # The files that name the server `make serve` started, for server_ctl.py
 # running (is one up?) and stop (stop it, and nothing else).
 RUN_FILES = --pid_file=$(PID_FILE) --kind_file=$(KIND_FILE) --container=$(CONTAINER)
 STOP_SERVER = $(PY) server_ctl.py stop $(RUN_FILES)
 
 .PHONY: help env setup export inspect compat serve serve-docker serve-binary serve-local serve-check \
-	stop status request demo bench clean distclean test stress lint
+	reload stop status request demo bench clean distclean test stress lint
 
 help: ## List the targets and the variables
 	@echo "Targets:"
@@ -89,12 +123,15 @@ help: ## List the targets and the variables
 	@$(foreach v,$(ENV_VARS),printf '  %-24s %s\n' '$(v)' '$($(v))';)
 	@echo "Options: NUM_EPOCHS=3 MOCK_DATA=1 DATA_DIR=dir OVERWRITE=1 PLATFORMS=cpu,cuda (export)"
 	@echo "         COMPAT_VERSIONS='2.16 2.21' (compat), VERBOSE=1 (every line, a line per batch)"
+	@echo "         MODEL_CONFIG=serving/models.config BATCHING=1 MONITORING=1 (serve, reload)," \
+	  "LABEL=canary (request)"
 	@echo
 	@echo "What a server that \`make serve\` started answers (TensorFlow Serving's API; any SERVER kind):"
 	@echo "  gRPC on GRPC_PORT: PredictionService Predict, Classify, Regress, MultiInference,"
 	@echo "                     GetModelMetadata; ModelService GetModelStatus"
-	@echo "  REST on REST_PORT: POST /v1/models/MODEL[/versions/N]:predict | :classify | :regress"
+	@echo "  REST on REST_PORT: POST /v1/models/MODEL[/versions/N|/labels/L]:predict | :classify | :regress"
 	@echo "                     GET  /v1/models/MODEL[/versions/N][/metadata]"
+	@echo "                     GET  /monitoring/prometheus/metrics (MONITORING=1)"
 
 env: ## Print the effective values of the variables
 	@$(foreach v,$(ENV_VARS),echo '$(v)=$($(v))';)
@@ -149,29 +186,38 @@ serve: $(STAMP) ## Serve MODEL on GRPC_PORT and REST_PORT (SERVER=auto|docker|bi
 
 serve-check:
 	@$(SERVER_CTL) check --model_base_path=$(MODEL_PATH)/$(MODEL) --ports=$(GRPC_PORT),$(REST_PORT) \
-		--serving_release='$(TF_SERVING_VERSION)' $(if $(GPU_ON),--gpu) $(QUIET)
+		--serving_release='$(TF_SERVING_VERSION)' $(if $(GPU_ON),--gpu) $(MODEL_CONFIG_FLAG) $(QUIET)
 	@mkdir -p $(RUN_DIR)
+	@$(if $(MODEL_CONFIG),$(PY) server_ctl.py config $(MODEL_CONFIG_FLAG) --exports_path=$(MODEL_PATH) \
+		--out=$(HOST_MODEL_CONFIG) $(QUIET))
 
 # The walkthrough's command, detached (-d) so that make returns; `docker logs
 # -f` keeps the log in LOG_FILE, since --rm deletes it with the container.
 serve-docker: serve-check
 	docker run -d -p $(GRPC_PORT):8500 -p $(REST_PORT):8501 $(if $(GPU_ON),--gpus all) \
-		--mount type=bind,source=$(MODEL_PATH)/$(MODEL)/,target=/models/$(MODEL) \
+		$(strip $(DOCKER_MOUNTS)) \
 		-e MODEL_NAME=$(MODEL) -t --rm --name=$(CONTAINER) $(DOCKER_IMAGE) \
-		--xla_cpu_compilation_enabled=true $(if $(GPU_ON),--xla_gpu_compilation_enabled=true)
+		--xla_cpu_compilation_enabled=true $(strip $(if $(GPU_ON),--xla_gpu_compilation_enabled=true) \
+		$(DOCKER_CONFIG_FLAGS))
 	@echo docker > $(KIND_FILE)
 	@nohup docker logs -f $(CONTAINER) > $(LOG_FILE) 2>&1 &
 	@$(WAIT_AVAILABLE) --container=$(CONTAINER) || { $(STOP_SERVER); exit 1; }
 
 serve-binary: serve-check
-	nohup tensorflow_model_server $(SERVER_FLAGS) > $(LOG_FILE) 2>&1 & echo $$! > $(PID_FILE)
+	nohup tensorflow_model_server $(strip $(SERVER_FLAGS)) > $(LOG_FILE) 2>&1 & echo $$! > $(PID_FILE)
 	@echo binary > $(KIND_FILE)
 	@$(WAIT_AVAILABLE) --pid=$$(cat $(PID_FILE)) || { $(STOP_SERVER); exit 1; }
 
 serve-local: serve-check
-	nohup $(PY) local_model_server.py $(SERVER_FLAGS) > $(LOG_FILE) 2>&1 & echo $$! > $(PID_FILE)
+	nohup $(PY) local_model_server.py $(strip $(SERVER_FLAGS)) > $(LOG_FILE) 2>&1 & echo $$! > $(PID_FILE)
 	@echo local > $(KIND_FILE)
 	@$(WAIT_AVAILABLE) --pid=$$(cat $(PID_FILE)) || { $(STOP_SERVER); exit 1; }
+
+reload: $(STAMP) ## Apply an edited MODEL_CONFIG to the running server (models, versions, labels)
+	@[ -n "$(MODEL_CONFIG)" ] || { echo "error: make reload needs MODEL_CONFIG=serving/models.config" \
+	  "(the file the server was started with, edited)" >&2; exit 1; }
+	@$(PY) server_ctl.py reload $(MODEL_CONFIG_FLAG) --exports_path=$(MODEL_PATH) --out=$(HOST_MODEL_CONFIG) \
+		--grpc_port=$(GRPC_PORT) $(RUN_FILES) $(QUIET)
 
 stop: ## Stop the model server that `make serve` started
 	@$(STOP_SERVER)
@@ -188,7 +234,8 @@ REQUEST_API = $(if $(filter rest,$(PROTOCOL)),--nouse_grpc --prediction_service_
 request: $(STAMP) ## Send COUNT_IMAGES test images to the server (PROTOCOL=grpc|rest)
 	$(PY) model_server_request.py --model_spec_name=$(MODEL) $(REQUEST_API) \
 		--serving_batch_size=$(SERVING_BATCH_SIZE) --count_images=$(COUNT_IMAGES) \
-		$(strip $(DATA_FLAGS) $(if $(CONCURRENCY),--concurrency=$(CONCURRENCY)) $(VERBOSE_FLAG)) $(QUIET)
+		$(strip $(DATA_FLAGS) $(if $(CONCURRENCY),--concurrency=$(CONCURRENCY)) \
+		$(if $(LABEL),--model_version_label=$(LABEL)) $(VERBOSE_FLAG)) $(QUIET)
 
 demo: $(STAMP) ## export, serve, request over gRPC and REST, stop (MOCK_DATA=1: offline)
 	$(MAKE) --no-print-directory export

@@ -30,6 +30,12 @@ _USE_GRPC = flags.DEFINE_boolean("use_grpc", True, "Use the gRPC API; --nouse_gr
 _MODEL_SPEC_NAME = flags.DEFINE_string(
     "model_spec_name", "mnist_flax", "Name of the model on the server (its --model_name, $MODEL)."
 )
+_MODEL_VERSION_LABEL = flags.DEFINE_string(
+    "model_version_label",
+    "",
+    "Ask the version this label names in the server's model config, e.g. canary "
+    "(make request LABEL=canary). Empty: the newest version served.",
+)
 _PREDICTION_SERVICE_ADDR = flags.DEFINE_string(
     "prediction_service_addr",
     "localhost:8500",
@@ -78,6 +84,7 @@ def main(argv: list[str]) -> None:
         _PREDICTION_SERVICE_ADDR.value,
         _MODEL_SPEC_NAME.value,
         _REQUEST_TIMEOUT.value,
+        _MODEL_VERSION_LABEL.value,
     )
     try:
         client.wait_ready(_CONNECT_TIMEOUT.value)

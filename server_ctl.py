@@ -7,6 +7,8 @@
     python server_ctl.py status  --model_name=M --rest_port=8501
     python server_ctl.py stop    --pid_file=F --kind_file=F --container=C
     python server_ctl.py clean   --exports_path=DIR
+    python server_ctl.py config  --model_config_file=F --exports_path=DIR --out=F
+    python server_ctl.py reload  --model_config_file=F --exports_path=DIR --out=F --kind_file=F
 
 The Makefile keeps the walkthrough's commands (`docker run ...`,
 `tensorflow_model_server ...`) and the files that name the server it started
@@ -59,7 +61,7 @@ _SERVING_RELEASE = flags.DEFINE_string(
     "serving_release", "", "check: the TensorFlow Serving release that will serve (2.19, 2.19.1)."
 )
 _EXPORTS_PATH = flags.DEFINE_string(
-    "exports_path", None, "clean: the directory of the exports (MODEL_PATH)."
+    "exports_path", None, "clean, config, reload: the directory of the exports (MODEL_PATH)."
 )
 _LOG = flags.DEFINE_string("log", None, "wait: the server's log, whose tail a failure shows.")
 _TIMEOUT = flags.DEFINE_float("timeout", 300, "wait: seconds to wait for AVAILABLE.")
@@ -77,8 +79,33 @@ _SERVER = flags.DEFINE_string(
 )
 
 
+_MODEL_CONFIG_FILE = flags.DEFINE_string(
+    "model_config_file",
+    None,
+    "check, wait: the server serves this model config's models; config, reload: the config "
+    "whose base paths under /models (the container's mount of MODEL_PATH) to rewrite.",
+)
+_OUT = flags.DEFINE_string("out", None, "config, reload: where the host's copy of the config goes.")
+_GRPC_PORT = flags.DEFINE_integer("grpc_port", 8500, "reload: the server's gRPC port.")
+# Where the Docker container sees MODEL_PATH; the model config's base paths start with it.
+CONTAINER_MODEL_PATH = "/models"
+
+
 def check() -> None:
-    """The model directory holds a version, and the ports are free."""
+    """The model directory holds a version (one model), and the ports are free."""
+    if not _MODEL_CONFIG_FILE.value:
+        _check_model()
+    for port in _PORTS.value:
+        with socket.socket() as s:
+            if s.connect_ex((_HOST.value, int(port))) == 0:
+                fail(
+                    f"port {port} is in use on {_HOST.value}: another model server may be "
+                    "running (make status; make stop), or pick other ports "
+                    "(make serve GRPC_PORT=... REST_PORT=...)."
+                )
+
+
+def _check_model() -> None:
     base = _MODEL_BASE_PATH.value
     if not os.path.isdir(base):
         fail(f"{base} does not exist. Export a model first: make export MODEL={_MODEL_NAME.value}")
@@ -89,14 +116,87 @@ def check() -> None:
         fail(f"{base} holds no version directory (1, 2, ...). Export one first: make export")
     newest = max(versions)
     _check_export_fits(versions[newest], str(newest))
-    for port in _PORTS.value:
-        with socket.socket() as s:
-            if s.connect_ex((_HOST.value, int(port))) == 0:
-                fail(
-                    f"port {port} is in use on {_HOST.value}: another model server may be "
-                    "running (make status; make stop), or pick other ports "
-                    "(make serve GRPC_PORT=... REST_PORT=...)."
+
+
+def _read_config():
+    from local_server import model_config  # TensorFlow Serving's messages and checks.
+    from local_server.errors import ServingError
+
+    try:
+        return model_config.read(_MODEL_CONFIG_FILE.value)
+    except ServingError as e:
+        fail(f"{e}. Fix the file (TensorFlow Serving's ModelServerConfig text format).")
+
+
+def host_config(config, model_path: str):
+    """The config with base paths under /models moved to the host's MODEL_PATH.
+
+    The files in serving/ name the container's paths, which TensorFlow Serving
+    wants absolute; the binary and the local server run on the host.
+    """
+    config = type(config).FromString(config.SerializeToString())
+    for entry in config.model_config_list.config:
+        path = pathlib.PurePosixPath(entry.base_path)
+        if path.is_relative_to(CONTAINER_MODEL_PATH):
+            relative = path.relative_to(CONTAINER_MODEL_PATH)
+            entry.base_path = os.path.join(os.path.abspath(model_path), str(relative))
+    return config
+
+
+def write_config() -> None:
+    """config: writes --out, the host's copy of --model_config_file (atomically)."""
+    from google.protobuf import text_format
+
+    config = host_config(_read_config(), _EXPORTS_PATH.value)
+    text = (
+        f"# Generated from {_MODEL_CONFIG_FILE.value} for MODEL_PATH={_EXPORTS_PATH.value} "
+        "by `make serve` and `make reload`: edit that file, not this one.\n"
+        + text_format.MessageToString(config)
+    )
+    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
+    temporary = f"{_OUT.value}.tmp{os.getpid()}"
+    pathlib.Path(temporary).write_text(text)
+    os.replace(temporary, _OUT.value)  # A poller never reads half a file.
+
+
+def reload() -> None:
+    """Sends the config to the running server (ModelService.HandleReloadConfigRequest)."""
+    import grpc
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+
+    config = _read_config()
+    started = Started.read(_PID_FILE.value, _KIND_FILE.value)
+    if started is None:
+        fail("no server started by `make serve` runs: make serve MODEL_CONFIG=...")
+    if started.kind != "docker":
+        write_config()  # What the server polls, and what it gets now.
+        config = host_config(config, _EXPORTS_PATH.value)
+    request = model_management_pb2.ReloadConfigRequest(config=config)
+    address = f"{_HOST.value}:{_GRPC_PORT.value}"
+    with grpc.insecure_channel(address) as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        try:
+            stub.HandleReloadConfigRequest(request, timeout=_TIMEOUT.value)
+        except grpc.RpcError as e:
+            advice = ""
+            if "not currently available" in (e.details() or ""):
+                advice = (
+                    " A label moves only to a loaded version: list the version in the "
+                    "model_version_policy first, `make reload`, then move the label and "
+                    "`make reload` again."
                 )
+            fail(f"the server refused the config: {e.code().name}: {e.details()}.{advice}")
+    labels = [
+        f"{m.name}: " + ", ".join(f"{k}={v}" for k, v in sorted(m.version_labels.items()))
+        for m in config.model_config_list.config
+        if m.version_labels
+    ]
+    names = ", ".join(m.name for m in config.model_config_list.config)
+    print(
+        f"The server applied {_MODEL_CONFIG_FILE.value}: models {names}"
+        + (f"; labels {'; '.join(labels)}" if labels else "")
+        + "."
+    )
 
 
 def _check_export_fits(version_dir: str, version: str) -> None:
@@ -186,24 +286,36 @@ def _exported_here(version_dir: str) -> bool:
 
 
 def wait() -> None:
-    """Polls the model's status until a version is AVAILABLE."""
+    """Polls the status until a version of the model (of each configured model) is AVAILABLE."""
+    names = [_MODEL_NAME.value]
+    if _MODEL_CONFIG_FILE.value:
+        names = [m.name for m in _read_config().model_config_list.config]
+    for name in names:
+        _wait_for(name)
+
+
+def _wait_for(name: str) -> None:
     deadline = time.monotonic() + _TIMEOUT.value
     last = "no answer yet"
     while time.monotonic() < deadline:
         if not _alive():
             fail(f"the model server exited before the model became AVAILABLE.{_log_tail()}")
         try:
-            statuses = _status()
+            statuses = _status(f"http://{_HOST.value}:{_REST_PORT.value}/v1/models/{name}")
         except (requests.RequestException, ValueError) as e:
             statuses, last = [], f"no answer ({type(e).__name__})"
-        for status in statuses:
-            if status["state"] == "AVAILABLE":
-                print(f"Model {_MODEL_NAME.value} version {status['version']} is AVAILABLE.")
-                return
+        available = [str(s["version"]) for s in statuses if s["state"] == "AVAILABLE"]
+        if available:
+            versions = ", ".join(sorted(available, key=int))
+            verb = "is" if len(available) == 1 else "are"
+            print(f"Model {name} version {versions} {verb} AVAILABLE.")
+            return
         if statuses:
             last = _describe(statuses)
         time.sleep(0.5)
-    fail(f"the model did not become AVAILABLE within {_TIMEOUT.value:g} s ({last}).{_log_tail()}")
+    fail(
+        f"model {name} did not become AVAILABLE within {_TIMEOUT.value:g} s ({last}).{_log_tail()}"
+    )
 
 
 def status() -> None:
@@ -462,6 +574,8 @@ COMMANDS = {
     "status": status,
     "stop": stop,
     "clean": clean,
+    "config": write_config,
+    "reload": reload,
 }
 # The subcommands that act on one model.
 _NEED_MODEL = ("pick", "check", "wait", "status")
@@ -474,6 +588,14 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"server_ctl.py {argv[1]} needs --pid_file and --kind_file")
     if argv[1] in _NEED_MODEL and not _MODEL_NAME.value:
         raise app.UsageError(f"server_ctl.py {argv[1]} needs --model_name")
+    if argv[1] in ("config", "reload") and not (
+        _MODEL_CONFIG_FILE.value and _EXPORTS_PATH.value and _OUT.value
+    ):
+        raise app.UsageError(
+            f"server_ctl.py {argv[1]} needs --model_config_file, --exports_path and --out"
+        )
+    if argv[1] == "reload" and not (_PID_FILE.value and _KIND_FILE.value):
+        raise app.UsageError("server_ctl.py reload needs --pid_file and --kind_file")
     COMMANDS[argv[1]]()
 
 

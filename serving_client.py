@@ -48,8 +48,8 @@ class UnknownModelError(RequestError):
 class GrpcClient:
     """Predict and GetModelMetadata through the generated gRPC stubs."""
 
-    def __init__(self, address: str, model: str, timeout: float):
-        self.address, self.model, self.timeout = address, model, timeout
+    def __init__(self, address: str, model: str, timeout: float, label: str = ""):
+        self.address, self.model, self.timeout, self.label = address, model, timeout, label
         self._channel = grpc.insecure_channel(
             address, options=[("grpc.max_receive_message_length", -1)]
         )
@@ -63,7 +63,7 @@ class GrpcClient:
 
     def signature(self) -> "Signature":
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-        request.model_spec.name = self.model
+        self._fill(request.model_spec)
         response = self._call(self._stub.GetModelMetadata, request)
         signatures = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signatures)
@@ -79,10 +79,15 @@ class GrpcClient:
 
     def _predict(self, input_name: str, images: np.ndarray) -> predict_pb2.PredictResponse:
         request = predict_pb2.PredictRequest()
-        request.model_spec.name = self.model
+        self._fill(request.model_spec)
         request.model_spec.signature_name = SIGNATURE
         request.inputs[input_name].CopyFrom(tf.make_tensor_proto(images))
         return self._call(self._stub.Predict, request)
+
+    def _fill(self, model_spec) -> None:
+        model_spec.name = self.model
+        if self.label:
+            model_spec.version_label = self.label
 
     def _call(self, method, request):
         try:
@@ -100,9 +105,9 @@ class GrpcClient:
 class RestClient:
     """Predict and metadata through TensorFlow Serving's REST API."""
 
-    def __init__(self, address: str, model: str, timeout: float):
-        self.address, self.model, self.timeout = address, model, timeout
-        self._url = f"http://{address}/v1/models/{model}"
+    def __init__(self, address: str, model: str, timeout: float, label: str = ""):
+        self.address, self.model, self.timeout, self.label = address, model, timeout, label
+        self._url = f"http://{address}/v1/models/{model}" + (f"/labels/{label}" if label else "")
         self._local = threading.local()  # A requests.Session is not thread-safe.
 
     def wait_ready(self, seconds: float) -> None:
@@ -205,8 +210,9 @@ def _no_server(address: str, seconds: float, api: str) -> RequestError:
     )
 
 
-def make_client(use_grpc: bool, address: str, model: str, timeout: float):
-    return (GrpcClient if use_grpc else RestClient)(address, model, timeout)
+def make_client(use_grpc: bool, address: str, model: str, timeout: float, label: str = ""):
+    """A client of one model; label: ask the version it names (a model config's label)."""
+    return (GrpcClient if use_grpc else RestClient)(address, model, timeout, label)
 
 
 def preflight(client, batch_size: int) -> str:
