@@ -128,7 +128,7 @@ help: ## List the targets and the variables
 	@echo
 	@echo "What a server that \`make serve\` started answers (TensorFlow Serving's API; any SERVER kind):"
 	@echo "  gRPC on GRPC_PORT: PredictionService Predict, Classify, Regress, MultiInference,"
-	@echo "                     GetModelMetadata; ModelService GetModelStatus"
+	@echo "                     GetModelMetadata; ModelService GetModelStatus, HandleReloadConfigRequest"
 	@echo "  REST on REST_PORT: POST /v1/models/MODEL[/versions/N|/labels/L]:predict | :classify | :regress"
 	@echo "                     GET  /v1/models/MODEL[/versions/N][/metadata]"
 	@echo "                     GET  /monitoring/prometheus/metrics (MONITORING=1)"

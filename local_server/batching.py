@@ -155,10 +155,15 @@ class BatchScheduler:
                         f"max_enqueued_batches is {options.max_enqueued_batches}",
                     )
                 queue.batches.append(open_batch := [])
-            if not open_batch:
+            opened = not open_batch
+            if opened:
                 queue.open_since = task.enqueued
             open_batch.append(task)
-            self._cond.notify()
+            # Wake a batch thread only when there is news for it: a batch that
+            # is ready, or a new timeout to wait for. Waking it for every task
+            # costs more than the batching saves.
+            if opened or len(queue.batches) > 1 or queue.size(open_batch) >= options.max_batch_size:
+                self._cond.notify()
         task.done.wait()
         if task.error is not None:
             raise task.error

@@ -92,9 +92,12 @@ def test_shipped_config_files_parse_and_the_host_copy_points_at_model_path(tmp_p
     batching = model_config.read_text_proto(
         str(ROOT / "serving" / "batching.config"), BatchingParameters()
     )
-    # A warmup request larger than max_batch_size would fail every load.
+    # A warmup request larger than max_batch_size would fail every load, and a
+    # batch size warmup did not compile would compile while requests wait.
     warmup = saved_model_main.ExportOptions().warmup_batch_sizes
-    assert options_from_parameters(batching).max_batch_size >= max(warmup)
+    options = options_from_parameters(batching)
+    assert options.max_batch_size >= max(warmup)
+    assert options.allowed_batch_sizes == warmup
     monitoring = model_config.read_text_proto(
         str(ROOT / "serving" / "monitoring.config"), monitoring_config_pb2.MonitoringConfig()
     )
