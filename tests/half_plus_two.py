@@ -17,14 +17,18 @@ FEATURES = {
 }
 
 
-def write_tf1(path) -> None:
-    """The TF1 graph (SavedModelBuilder), as TensorFlow Serving's C++ and REST tests load it."""
+def write_tf1(path, b: float = 2.0) -> None:
+    """The TF1 graph (SavedModelBuilder), as TensorFlow Serving's C++ and REST tests load it.
+
+    b=3.0 rebuilds its half_plus_three model (y = 0.5 * x + 3), the second
+    model of its model config tests.
+    """
     v1 = tf.compat.v1
     sig = v1.saved_model.signature_def_utils.build_signature_def
     info = v1.saved_model.utils.build_tensor_info
     graph = tf.Graph()
     with graph.as_default(), v1.Session(graph=graph) as session:
-        a, b, c = (v1.Variable(v, name=n) for v, n in ((0.5, "a"), (2.0, "b"), (3.0, "c")))
+        a, b, c = (v1.Variable(v, name=n) for v, n in ((0.5, "a"), (b, "b"), (3.0, "c")))
         serialized = v1.placeholder(tf.string, shape=[None], name="tf_example")
         example = tf.io.parse_example(serialized, FEATURES)
         x = tf.identity(example["x"], name="x")
