@@ -113,7 +113,7 @@ RUN_FILES = --pid_file=$(PID_FILE) --kind_file=$(KIND_FILE) --container=$(CONTAI
 STOP_SERVER = $(PY) server_ctl.py stop $(RUN_FILES)
 
 .PHONY: help env setup export inspect compat serve serve-docker serve-binary serve-local serve-check \
-	reload stop status request demo bench clean distclean test stress lint
+	reload stop status request demo bench clean distclean test stress lint manifests deploy-check deploy
 
 help: ## List the targets and the variables
 	@echo "Targets:"
@@ -255,6 +255,24 @@ clean: ## Delete the SavedModels that `make export` wrote under MODEL_PATH
 distclean: ## `make clean`, and delete .venv and the virtualenvs of `make compat`
 	@if [ -x $(PY) ]; then $(MAKE) --no-print-directory clean; fi
 	rm -rf $(VENV) $(COMPAT_DIR)
+
+# ---- Scale out (deploy/) -------------------------------------------------------
+# Kubernetes manifests and KServe InferenceServices for the models of
+# serving/models.config, on TensorFlow Serving's image for the release the
+# export targets (TF_SERVING_VERSION; empty: the newest with an image).
+DEPLOY_OUT ?= deploy/out
+OVERLAY ?= pvc
+MODELS_URI ?= gs://YOUR-BUCKET/models
+DEPLOY_RELEASE = $(shell TF_SERVING_VERSION='$(TF_SERVING_VERSION)' bash -c '. ./env.sh && tf_serving_pinned_release')
+DEPLOY_IMAGE = $(shell TF_SERVING_VERSION='$(DEPLOY_RELEASE)' GPU='$(GPU)' bash -c '. ./env.sh && tf_serving_image')
+manifests: $(STAMP) ## Render deploy/ (Kubernetes, KServe) into DEPLOY_OUT for MODELS_URI
+	$(PY) -m deploy render --out=$(DEPLOY_OUT) --image=$(DEPLOY_IMAGE) --models_uri=$(MODELS_URI) $(QUIET)
+
+deploy-check: manifests ## Validate the rendered manifests (schemas, strict) and their policies
+	$(PY) -m deploy check --out=$(DEPLOY_OUT) --tf_serving_version='$(TF_SERVING_VERSION)' $(QUIET)
+
+deploy: deploy-check ## kubectl apply the OVERLAY (pvc|gcs) of DEPLOY_OUT to your cluster
+	kubectl apply -k $(DEPLOY_OUT)/k8s/overlays/$(OVERLAY)
 
 # ---- Benchmark ---------------------------------------------------------------
 QUICK ?=

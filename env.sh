@@ -46,6 +46,11 @@ tf_serving_image() {
   echo "tensorflow/serving:$_tag"
   unset _tag
 }
+# The newest release with an image: what deploy/ pins when TF_SERVING_VERSION
+# is empty (a cluster must not run nightly).
+tf_serving_pinned_release() {
+  echo "${TF_SERVING_VERSION:-2.20}"
+}
 : "${DOCKER_IMAGE:=$(tf_serving_image)}"
 # TensorFlow Serving's own ports: gRPC and REST.
 : "${GRPC_PORT:=8500}"

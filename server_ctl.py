@@ -87,8 +87,6 @@ _MODEL_CONFIG_FILE = flags.DEFINE_string(
 )
 _OUT = flags.DEFINE_string("out", None, "config, reload: where the host's copy of the config goes.")
 _GRPC_PORT = flags.DEFINE_integer("grpc_port", 8500, "reload: the server's gRPC port.")
-# Where the Docker container sees MODEL_PATH; the model config's base paths start with it.
-CONTAINER_MODEL_PATH = "/models"
 
 
 def check() -> None:
@@ -128,35 +126,17 @@ def _read_config():
         fail(f"{e}. Fix the file (TensorFlow Serving's ModelServerConfig text format).")
 
 
-def host_config(config, model_path: str):
-    """The config with base paths under /models moved to the host's MODEL_PATH.
-
-    The files in serving/ name the container's paths, which TensorFlow Serving
-    wants absolute; the binary and the local server run on the host.
-    """
-    config = type(config).FromString(config.SerializeToString())
-    for entry in config.model_config_list.config:
-        path = pathlib.PurePosixPath(entry.base_path)
-        if path.is_relative_to(CONTAINER_MODEL_PATH):
-            relative = path.relative_to(CONTAINER_MODEL_PATH)
-            entry.base_path = os.path.join(os.path.abspath(model_path), str(relative))
-    return config
-
-
 def write_config() -> None:
     """config: writes --out, the host's copy of --model_config_file (atomically)."""
-    from google.protobuf import text_format
+    from local_server import model_config
 
-    config = host_config(_read_config(), _EXPORTS_PATH.value)
-    text = (
+    config = model_config.rebase(_read_config(), os.path.abspath(_EXPORTS_PATH.value))
+    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
+    header = (
         f"# Generated from {_MODEL_CONFIG_FILE.value} for MODEL_PATH={_EXPORTS_PATH.value} "
         "by `make serve` and `make reload`: edit that file, not this one.\n"
-        + text_format.MessageToString(config)
     )
-    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
-    temporary = f"{_OUT.value}.tmp{os.getpid()}"
-    pathlib.Path(temporary).write_text(text)
-    os.replace(temporary, _OUT.value)  # A poller never reads half a file.
+    model_config.write(config, _OUT.value, header)
 
 
 def reload() -> None:
@@ -169,8 +149,10 @@ def reload() -> None:
     if started is None:
         fail("no server started by `make serve` runs: make serve MODEL_CONFIG=...")
     if started.kind != "docker":
+        from local_server import model_config
+
         write_config()  # What the server polls, and what it gets now.
-        config = host_config(config, _EXPORTS_PATH.value)
+        config = model_config.rebase(config, os.path.abspath(_EXPORTS_PATH.value))
     request = model_management_pb2.ReloadConfigRequest(config=config)
     address = f"{_HOST.value}:{_GRPC_PORT.value}"
     with grpc.insecure_channel(address) as channel:

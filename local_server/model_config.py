@@ -7,6 +7,8 @@ UpdateModelVersionLabelMap), so that a file this server refuses is one
 TensorFlow Serving refuses, with the same words.
 """
 
+import os
+
 import grpc
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
@@ -14,6 +16,9 @@ from tensorflow_serving.config import model_server_config_pb2
 from local_server.errors import ServingError, invalid
 
 PLATFORM = "tensorflow"
+# Where TensorFlow Serving's Docker image and this project's deploy/ mount the
+# models; serving/models.config's base paths start with it.
+CONTAINER_MODEL_PATH = "/models"
 ModelServerConfig = model_server_config_pb2.ModelServerConfig
 
 
@@ -22,6 +27,28 @@ def single_model(name: str, base_path: str) -> ModelServerConfig:
     config = ModelServerConfig()
     config.model_config_list.config.add(name=name, base_path=base_path, model_platform=PLATFORM)
     return config
+
+
+def rebase(config: ModelServerConfig, root: str) -> ModelServerConfig:
+    """A copy whose base paths under /models are under `root` instead (a path or a URI).
+
+    The files in serving/ name the container's paths; the binary and the local
+    server read the host's MODEL_PATH, a cluster may read gs://bucket/models.
+    """
+    config = ModelServerConfig.FromString(config.SerializeToString())
+    prefix = CONTAINER_MODEL_PATH + "/"
+    for entry in config.model_config_list.config:
+        if entry.base_path.startswith(prefix):
+            entry.base_path = root.rstrip("/") + "/" + entry.base_path.removeprefix(prefix)
+    return config
+
+
+def write(config: ModelServerConfig, path: str, header: str = "") -> None:
+    """Writes the config's text format, atomically: a poller never reads half a file."""
+    temporary = f"{path}.tmp{os.getpid()}"
+    with open(temporary, "w", encoding="utf-8") as f:
+        f.write(header + text_format.MessageToString(config))
+    os.replace(temporary, path)
 
 
 def read(path: str) -> ModelServerConfig:

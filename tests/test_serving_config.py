@@ -16,7 +16,6 @@ from test_make import dry_run, make, server_vars
 import saved_model_main
 import serving_client
 from local_server import model_config
-from server_ctl import host_config
 
 CONFIG = ROOT / "serving" / "models.config"
 
@@ -81,7 +80,7 @@ def test_shipped_config_files_parse_and_the_host_copy_points_at_model_path(tmp_p
     assert set(models) == {"mnist_flax", "mnist_pure_jax"}
     assert dict(models["mnist_flax"].version_labels) == {"stable": 1, "canary": 2}
     assert models["mnist_pure_jax"].model_version_policy.WhichOneof("policy_choice") == "latest"
-    host = host_config(config, str(tmp_path))
+    host = model_config.rebase(config, str(tmp_path))
     assert [m.base_path for m in host.model_config_list.config] == [
         f"{tmp_path}/mnist_flax",
         f"{tmp_path}/mnist_pure_jax",

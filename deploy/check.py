@@ -1,0 +1,246 @@
+"""`make deploy-check`: validates what `make manifests` rendered, without a cluster.
+
+    python -m deploy check --out=deploy/out [--tf_serving_version=2.19]
+
+Two kinds of check, each printing what is wrong and where:
+
+- Schemas, in strict mode (an unknown field is an error, as `kubectl apply
+  --validate=strict` makes it): Kubernetes' own objects against the schemas
+  kubernetes-validate bundles, InferenceServices against the part of KServe's
+  CRD that deploy/schemas vendors.
+- The policies a working deployment of a jax2tf model needs: the XLA flag; the
+  ports; startup and readiness probes on a served model's status path; a
+  liveness probe; CPU and memory requests equal to limits, with TensorFlow's
+  thread pools sized to the CPU; an image pinned to a release that reads the
+  export's format; names that match serving/models.config and are DNS labels;
+  a storageUri at a model's folder, not at one of its versions.
+"""
+
+import functools
+import glob
+import os
+import re
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+import saved_model_lib
+from local_server import model_config
+from local_server.options import ServerOptions
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The Kubernetes release whose schemas the objects must pass.
+KUBERNETES_VERSION = "1.32"
+XLA_FLAG = "--xla_cpu_compilation_enabled=true"
+PORTS = {"grpc": ServerOptions().port, "http": ServerOptions().rest_api_port}
+ISVC_SCHEMA = os.path.join(HERE, "schemas", "inferenceservice-v1beta1.yaml")
+
+
+def load(folder: str) -> list[tuple[str, dict]]:
+    """(file name, object) for every object under folder/rendered."""
+    docs = []
+    for path in sorted(glob.glob(os.path.join(folder, "rendered", "*.yaml"))):
+        with open(path) as f:
+            docs += [(os.path.basename(path), d) for d in yaml.safe_load_all(f) if d]
+    return docs
+
+
+def where(file: str, doc: dict) -> str:
+    return f"{file}: {doc.get('kind')} {doc.get('metadata', {}).get('name')}"
+
+
+# ---- Schemas ---------------------------------------------------------------------
+
+
+def schema_problems(docs: list[tuple[str, dict]]) -> list[str]:
+    problems = []
+    for file, doc in docs:
+        try:
+            if doc.get("kind") == "InferenceService":
+                _isvc_validator().validate(doc)
+            else:
+                kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as e:
+            path = "/".join(str(p) for p in e.path)
+            problems.append(f"{where(file, doc)}: {e.message} (at {path or 'the top'})")
+        except kubernetes_validate.SchemaNotFoundError:
+            problems.append(f"{where(file, doc)}: no schema for {doc.get('apiVersion')}")
+    return problems
+
+
+@functools.cache
+def _isvc_validator() -> jsonschema.Draft7Validator:
+    with open(ISVC_SCHEMA) as f:
+        return jsonschema.Draft7Validator(_strict(yaml.safe_load(f)))
+
+
+def _strict(schema):
+    """A CRD schema in strict mode: an object's fields are only those it lists."""
+    if isinstance(schema, dict):
+        schema = {k: _strict(v) for k, v in schema.items()}
+        if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            schema.setdefault("additionalProperties", False)
+        if schema.get("x-kubernetes-int-or-string"):
+            schema = {k: v for k, v in schema.items() if k != "type"}
+            schema["type"] = ["integer", "string"]
+    elif isinstance(schema, list):
+        schema = [_strict(s) for s in schema]
+    return schema
+
+
+# ---- Policies ----------------------------------------------------------------------
+
+
+def oldest_release(tf_serving_version: str) -> str:
+    """The oldest TensorFlow Serving release that reads the export."""
+    if tf_serving_version:
+        return saved_model_lib.release_of(tf_serving_version)
+    runtimes = saved_model_lib.TF_SERVING_RUNTIMES
+    newest = max(r.calling_convention_version for r in runtimes.values())
+    return min(
+        (r for r, rt in runtimes.items() if rt.calling_convention_version == newest),
+        key=saved_model_lib.release_key,
+    )
+
+
+def tag_problem(tag: str, oldest: str) -> str | None:
+    """Why an image tag or runtimeVersion cannot be trusted to serve the export, if it cannot."""
+    match = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)(-gpu)?", tag or "")
+    if not match:
+        return f"image tag {tag!r} is not pinned to a release (2.20.0): nightly and latest move"
+    release = f"{match[1]}.{match[2]}"
+    if saved_model_lib.release_key(release) < saved_model_lib.release_key(oldest):
+        return (
+            f"TensorFlow Serving {tag} cannot read the export, which needs {oldest} or newer "
+            "(re-export with TF_SERVING_VERSION, or pin a newer image)"
+        )
+    return None
+
+
+def policy_problems(docs: list[tuple[str, dict]], oldest: str) -> list[str]:
+    problems = []
+    configs = [
+        (file, doc)
+        for file, doc in docs
+        if doc.get("kind") == "ConfigMap" and "models.config" in doc.get("data", {})
+    ]
+    for file, doc in docs:
+        kind = doc.get("kind")
+        if kind == "Deployment":
+            problems += _deployment(file, doc, oldest, configs)
+        elif kind == "Service":
+            problems += _service(file, doc)
+        elif kind == "InferenceService":
+            problems += _inference_service(file, doc, oldest)
+    for manifest in sorted({file for file, _ in docs if file.startswith("k8s-")}):
+        kinds = {doc.get("kind") for file, doc in docs if file == manifest}
+        for kind in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
+            if kind not in kinds:
+                problems.append(f"{manifest}: no {kind}")
+    return problems
+
+
+def _models(configs, file: str) -> list[str]:
+    names = []
+    for config_file, doc in configs:
+        if config_file == file:
+            config = model_config.text_format.Parse(
+                doc["data"]["models.config"], model_config.ModelServerConfig()
+            )
+            names += [m.name for m in config.model_config_list.config]
+    return names
+
+
+def _deployment(file: str, doc: dict, oldest: str, configs) -> list[str]:
+    problems, here = [], where(file, doc)
+    containers = doc["spec"]["template"]["spec"]["containers"]
+    (container,) = [c for c in containers if "serving" in c.get("image", "")] or [containers[0]]
+    args = container.get("args", [])
+    if XLA_FLAG not in args:
+        problems.append(f"{here}: args lack {XLA_FLAG}: a jax2tf model fails its first request")
+    ports = {p.get("name"): p.get("containerPort") for p in container.get("ports", [])}
+    if ports != PORTS:
+        problems.append(f"{here}: container ports {ports}, expected {PORTS} (named)")
+    image = container.get("image", "")
+    problem = tag_problem(image.rpartition(":")[2] if ":" in image else "", oldest)
+    if problem:
+        problems.append(f"{here}: {problem}")
+    models = _models(configs, file)
+    for probe in ("startupProbe", "readinessProbe"):
+        path = container.get(probe, {}).get("httpGet", {}).get("path", "")
+        port = container.get(probe, {}).get("httpGet", {}).get("port")
+        match = re.fullmatch(r"/v1/models/([^/]+)(/metadata)?", path)
+        if not match or match[1] not in models or port not in ("http", PORTS["http"]):
+            problems.append(
+                f"{here}: {probe} must get /v1/models/<model>[/metadata] on the REST port for a "
+                f"model of models.config ({', '.join(models) or 'none found'}); it gets "
+                f"{path or 'nothing'} on {port}"
+            )
+    if "livenessProbe" not in container:
+        problems.append(f"{here}: no livenessProbe: a hung server would never be restarted")
+    resources = container.get("resources", {})
+    requests, limits = resources.get("requests", {}), resources.get("limits", {})
+    for resource in ("cpu", "memory"):
+        if resource not in limits or requests.get(resource) != limits.get(resource):
+            problems.append(
+                f"{here}: {resource} requests ({requests.get(resource)}) must equal limits "
+                f"({limits.get(resource)}), so that the pod's CPUs are its own"
+            )
+    cpus = _cpus(limits.get("cpu"))
+    for pool in ("intra", "inter"):
+        flag = f"--tensorflow_{pool}_op_parallelism="
+        values = [a.removeprefix(flag) for a in args if a.startswith(flag)]
+        if cpus and values != [str(cpus)]:
+            problems.append(
+                f"{here}: {flag}{cpus} matches the CPU limit; it has {values or 'none'} "
+                "(TensorFlow would size its threads to the node's cores)"
+            )
+    return problems
+
+
+def _cpus(value) -> int | None:
+    if value is None:
+        return None
+    text = str(value)
+    return max(1, int(text[:-1]) // 1000) if text.endswith("m") else max(1, int(float(text)))
+
+
+def _service(file: str, doc: dict) -> list[str]:
+    ports = {p.get("name"): p.get("port") for p in doc["spec"].get("ports", [])}
+    here = where(file, doc)
+    if "grpc" in ports:
+        if doc["spec"].get("clusterIP") != "None":
+            return [f"{here}: the gRPC Service must be headless (clusterIP: None), or each client "
+                    "sticks to one pod"]  # fmt: skip
+        if ports["grpc"] != PORTS["grpc"]:
+            return [f"{here}: gRPC on port {ports['grpc']}, expected {PORTS['grpc']}"]
+    if "http" in ports and ports["http"] != PORTS["http"]:
+        return [f"{here}: REST on port {ports['http']}, expected {PORTS['http']}"]
+    return []
+
+
+def _inference_service(file: str, doc: dict, oldest: str) -> list[str]:
+    problems, here = [], where(file, doc)
+    name = doc["metadata"]["name"]
+    if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
+        problems.append(f"{here}: the name must be a DNS label (mnist-flax, not mnist_flax)")
+    model = doc["spec"]["predictor"].get("model", {})
+    if model.get("modelFormat", {}).get("name") != "tensorflow":
+        problems.append(f"{here}: modelFormat must be tensorflow (KServe's TensorFlow Serving)")
+    problem = tag_problem(model.get("runtimeVersion", ""), oldest)
+    if problem:
+        problems.append(f"{here}: runtimeVersion: {problem}")
+    if XLA_FLAG not in model.get("args", []):
+        problems.append(f"{here}: args lack {XLA_FLAG}: a jax2tf model fails its first request")
+    uri = model.get("storageUri", "")
+    if re.search(r"/\d+/?$", uri):
+        problems.append(
+            f"{here}: storageUri {uri} is a version folder; give the model's folder, which holds "
+            "the versions"
+        )
+    predictor = doc["spec"]["predictor"]
+    for field in ("minReplicas", "maxReplicas", "scaleTarget"):
+        if field not in predictor:
+            problems.append(f"{here}: predictor.{field} is missing")
+    return problems

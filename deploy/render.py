@@ -1,0 +1,149 @@
+"""`make manifests`: renders deploy/ for the exported models into a folder you can apply.
+
+    python -m deploy render --out=deploy/out --image=tensorflow/serving:2.20.0 \
+        --models_uri=gs://my-bucket/models
+
+The values that must agree across files come from their one place each: the
+models and their names from serving/models.config, the batching and
+monitoring files from serving/, the image from env.sh's tf_serving_image for
+the release the export targets (the Makefile passes it), TensorFlow Serving's
+ports from the local server's defaults. It writes:
+
+- k8s/: the kustomize base and overlays (pvc, gcs) with their ConfigMap files,
+  the pinned image and the model's probe path: `kubectl apply -k` an overlay;
+- kserve/: an InferenceService for each model, and a canary example;
+- rendered/: every object as `kubectl kustomize` renders it, which
+  `make deploy-check` validates.
+"""
+
+import os
+import re
+import shutil
+import string
+import subprocess
+
+import yaml
+
+from local_server import model_config
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+# A file only this script writes: the out folder is ours to replace.
+MARKER = ".rendered-by-make-manifests"
+OVERLAYS = ("pvc", "gcs")
+CONFIG_FILES = ("batching.config", "monitoring.config")
+
+
+class RenderError(Exception):
+    """What is wrong, and what to do."""
+
+
+def dns_label(name: str) -> str:
+    """A model's name as Kubernetes and KServe allow it (mnist_flax -> mnist-flax)."""
+    label = name.lower().replace("_", "-")
+    if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", label):
+        raise RenderError(f"model name {name!r} cannot be a DNS label ({label!r}); rename it")
+    return label
+
+
+def render(out: str, config_path: str, serving_dir: str, image: str, models_uri: str) -> list[str]:
+    """Writes everything under `out`; returns the rendered files."""
+    config = model_config.read(config_path)
+    model_config.validate(config)
+    names = [m.name for m in config.model_config_list.config]
+    if not names:
+        raise RenderError(f"{config_path} lists no model")
+    tag = image.rpartition(":")[2] if ":" in image else ""
+    _replace(out)
+    k8s = os.path.join(out, "k8s")
+    shutil.copytree(os.path.join(HERE, "k8s"), k8s)
+    probe = f"/v1/models/{names[0]}/metadata"
+    for overlay in OVERLAYS:
+        folder = os.path.join(k8s, "overlays", overlay)
+        for name in CONFIG_FILES:
+            shutil.copy(os.path.join(serving_dir, name), folder)
+        target = os.path.join(folder, "models.config")
+        if overlay == "pvc":  # The volume is mounted at /models: the file as it is.
+            shutil.copy(config_path, target)
+        else:
+            model_config.write(model_config.rebase(config, models_uri), target)
+        _pin(os.path.join(folder, "kustomization.yaml"), image, probe)
+    kserve = os.path.join(out, "kserve")
+    os.makedirs(kserve)
+    templates = {n: _template(n) for n in ("inferenceservice.yaml", "canary.yaml")}
+    for index, name in enumerate(names):
+        values = {
+            "name": dns_label(name),
+            "runtime_version": tag,
+            "storage_uri": f"{models_uri.rstrip('/')}/{name}",
+            "canary_uri": f"{models_uri.rstrip('/')}-canary/{name}",
+        }
+        with open(os.path.join(kserve, f"{values['name']}.yaml"), "w") as f:
+            f.write(templates["inferenceservice.yaml"].substitute(values))
+        if index == 0:
+            with open(os.path.join(kserve, f"{values['name']}-canary.yaml"), "w") as f:
+                f.write(templates["canary.yaml"].substitute(values))
+    rendered = os.path.join(out, "rendered")
+    os.makedirs(rendered)
+    files = []
+    for overlay in OVERLAYS:
+        path = os.path.join(rendered, f"k8s-{overlay}.yaml")
+        with open(path, "w") as f:
+            f.write(kustomize(os.path.join(k8s, "overlays", overlay)))
+        files.append(path)
+    for name in sorted(os.listdir(kserve)):
+        files.append(
+            shutil.copy(os.path.join(kserve, name), os.path.join(rendered, f"kserve-{name}"))
+        )
+    return files
+
+
+def kustomize(folder: str) -> str:
+    if shutil.which("kubectl") is None:
+        raise RenderError(
+            "kubectl is not installed: `make manifests` renders the overlays with `kubectl "
+            "kustomize`. Install kubectl (https://kubernetes.io/docs/tasks/tools/); no cluster "
+            "is needed."
+        )
+    result = subprocess.run(["kubectl", "kustomize", folder], capture_output=True, text=True)
+    if result.returncode:
+        raise RenderError(f"kubectl kustomize {folder} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def _pin(kustomization: str, image: str, probe: str) -> None:
+    """The image of the export's release, and the probes on the first model."""
+    with open(kustomization) as f:
+        text = f.read()
+    name, _, tag = image.rpartition(":") if ":" in image else (image, "", "")
+    pinned = {"images": [{"name": "tensorflow/serving", "newName": name, "newTag": tag}]}
+    container = "/spec/template/spec/containers/0"
+    patch = "\n".join(
+        f"- op: replace\n  path: {container}/{p}/httpGet/path\n  value: {probe}"
+        for p in ("startupProbe", "readinessProbe")
+    )
+    document = yaml.safe_load(text)
+    document.setdefault("patches", []).append(
+        {"target": {"kind": "Deployment", "name": "tf-serving"}, "patch": patch}
+    )
+    with open(kustomization, "w") as f:
+        f.write("# Rendered by `make manifests` from deploy/k8s: edit that one.\n")
+        yaml.safe_dump({**document, **pinned}, f, sort_keys=False)
+
+
+def _template(name: str) -> string.Template:
+    with open(os.path.join(HERE, "kserve", name)) as f:
+        return string.Template(f.read())
+
+
+def _replace(out: str) -> None:
+    """Empties `out` if this script wrote it; refuses a folder it did not write."""
+    if os.path.exists(out):
+        if not os.path.exists(os.path.join(out, MARKER)):
+            raise RenderError(
+                f"{out} exists and was not written by `make manifests`: choose another "
+                "DEPLOY_OUT, or move it away"
+            )
+        shutil.rmtree(out)
+    os.makedirs(out)
+    open(os.path.join(out, MARKER), "w").close()
