@@ -70,19 +70,20 @@ def render(out: str, config_path: str, serving_dir: str, image: str, models_uri:
         _pin(os.path.join(folder, "kustomization.yaml"), image, probe)
     kserve = os.path.join(out, "kserve")
     os.makedirs(kserve)
-    templates = {n: _template(n) for n in ("inferenceservice.yaml", "canary.yaml")}
+    template = _template("inferenceservice.yaml")
     for index, name in enumerate(names):
         values = {
             "name": dns_label(name),
             "runtime_version": tag,
             "storage_uri": f"{models_uri.rstrip('/')}/{name}",
-            "canary_uri": f"{models_uri.rstrip('/')}-canary/{name}",
         }
+        text = template.substitute(values)
         with open(os.path.join(kserve, f"{values['name']}.yaml"), "w") as f:
-            f.write(templates["inferenceservice.yaml"].substitute(values))
-        if index == 0:
+            f.write(text)
+        if index == 0:  # One canary example, for the first model.
+            canary_uri = f"{models_uri.rstrip('/')}-canary/{name}"
             with open(os.path.join(kserve, f"{values['name']}-canary.yaml"), "w") as f:
-                f.write(templates["canary.yaml"].substitute(values))
+                f.write(CANARY_HEADER + yaml.safe_dump(canary(yaml.safe_load(text), canary_uri)))
     rendered = os.path.join(out, "rendered")
     os.makedirs(rendered)
     files = []
@@ -96,6 +97,23 @@ def render(out: str, config_path: str, serving_dir: str, image: str, models_uri:
             shutil.copy(os.path.join(kserve, name), os.path.join(rendered, f"kserve-{name}"))
         )
     return files
+
+
+CANARY_HEADER = """\
+# A canary with KServe: apply it once the InferenceService is up. KServe keeps
+# the current revision and sends canaryTrafficPercent of the requests to a new
+# one that serves storageUri (a folder with the new version). Promote by
+# removing canaryTrafficPercent and applying again; roll back by applying the
+# old storageUri.
+"""
+
+
+def canary(service: dict, storage_uri: str, percent: int = 10) -> dict:
+    """The InferenceService, moved to a new storageUri for `percent` of the traffic."""
+    predictor = service["spec"]["predictor"]
+    predictor["canaryTrafficPercent"] = percent
+    predictor["model"]["storageUri"] = storage_uri
+    return service
 
 
 def kustomize(folder: str) -> str:
