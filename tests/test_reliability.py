@@ -135,23 +135,32 @@ def test_fuzz_rest_with_hostile_requests(fuzz_server):
     assert growth_mib < 300
 
 
-def test_raw_http_garbage_gets_4xx_and_the_server_keeps_serving(fuzz_server):
-    """The HTTP parser's own errors (plain text, as TensorFlow Serving's evhttp's are)."""
-    for raw in [
-        b"NONSENSE\r\n\r\n",
-        b"GET /v1/models/mnist_pure_jax HTTP/9.9\r\n\r\n",
+RAW_GARBAGE = [
+    pytest.param(b"NONSENSE\r\n\r\n", id="no request line"),
+    pytest.param(b"GET /v1/models/mnist_pure_jax HTTP/9.9\r\n\r\n", id="HTTP/9.9"),
+    pytest.param(
         b"POST /v1/models/mnist_pure_jax:predict HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+        id="Content-Length not a number",
+    ),
+    pytest.param(
         b"POST /v1/models/mnist_pure_jax:predict HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
         b"zz\r\n",
-        b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
-    ]:
-        with socket.create_connection(("localhost", fuzz_server.rest_port), timeout=30) as s:
-            s.sendall(raw)
-            reply = b""
-            while chunk := s.recv(65536):
-                reply += chunk
-        status_line = reply.partition(b"\r\n")[0]
-        assert status_line.split()[1].startswith(b"4"), (raw[:60], reply[:200])
+        id="bad chunk size",
+    ),
+    pytest.param(b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n", id="70 kB path"),
+]
+
+
+@pytest.mark.parametrize("raw", RAW_GARBAGE)
+def test_raw_http_garbage_gets_4xx_and_the_server_keeps_serving(fuzz_server, raw):
+    """The HTTP parser's own errors (plain text, as TensorFlow Serving's evhttp's are)."""
+    with socket.create_connection(("localhost", fuzz_server.rest_port), timeout=30) as s:
+        s.sendall(raw)
+        reply = b""
+        while chunk := s.recv(65536):
+            reply += chunk
+    status_line = reply.partition(b"\r\n")[0]
+    assert status_line.split()[1].startswith(b"4"), (raw[:60], reply[:200])
     assert requests.get(fuzz_server.rest_url, timeout=10).status_code == 200
 
 

@@ -193,92 +193,119 @@ def test_request_script_refuses_a_count_the_batch_does_not_divide():
     assert result.returncode == 1 and "not a multiple of --serving_batch_size=16" in result.stderr
 
 
-def test_grpc_errors_have_tensorflow_servings_codes(exports):
+@pytest.fixture(scope="module")
+def mlp_server(exports):
+    """One server of the MLP for the error cases below, which must leave it serving."""
     path = exports["mnist_pure_jax", -1]
     with local_server("mnist_pure_jax", os.path.dirname(path)) as server:
-        cases = [
-            (dict(name="nope"), IMAGES, grpc.StatusCode.NOT_FOUND, "Latest(nope)"),
-            (dict(version=7), IMAGES, grpc.StatusCode.NOT_FOUND, "Specific(mnist_pure_jax, 7)"),
-            ({}, IMAGES.astype(np.float64), grpc.StatusCode.INVALID_ARGUMENT, "dtype"),
-            ({}, IMAGES[:, :20], grpc.StatusCode.INVALID_ARGUMENT, "shape"),
-            ({}, None, grpc.StatusCode.INVALID_ARGUMENT, "Missing but required: {inputs}"),
-            (dict(signature_name="nope"), IMAGES, grpc.StatusCode.FAILED_PRECONDITION, "nope"),
-        ]
-        for spec, images, code, message in cases:
-            with pytest.raises(grpc.RpcError) as error:
-                grpc_predict(server, images, **spec)
-            assert error.value.code() == code, spec
-            assert message in error.value.details()
+        yield server
 
-        channel = grpc.insecure_channel(server.grpc_address)
-        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-        request = get_model_metadata_pb2.GetModelMetadataRequest()
-        request.model_spec.name = "mnist_pure_jax"
-        with pytest.raises(grpc.RpcError) as error:
-            stub.GetModelMetadata(request)
-        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        request.metadata_field.append("signature_def")
-        response = stub.GetModelMetadata(request)
-        signatures = get_model_metadata_pb2.SignatureDefMap()
-        response.metadata["signature_def"].Unpack(signatures)
-        assert list(signatures.signature_def["serving_default"].inputs) == ["inputs"]
 
-        status_stub = model_service_pb2_grpc.ModelServiceStub(channel)
-        status_request = get_model_status_pb2.GetModelStatusRequest()
-        status_request.model_spec.name = "mnist_pure_jax"
-        (status,) = status_stub.GetModelStatus(status_request).model_version_status
-        assert (
-            status.version == 1
-            and status.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
-        )
-        status_request.model_spec.version.value = 9
-        with pytest.raises(grpc.RpcError) as error:
-            status_stub.GetModelStatus(status_request)
-        assert error.value.code() == grpc.StatusCode.NOT_FOUND
+GRPC_ERRORS = [
+    pytest.param(dict(name="nope"), IMAGES, grpc.StatusCode.NOT_FOUND, "Latest(nope)",
+                 id="unknown model"),
+    pytest.param(dict(version=7), IMAGES, grpc.StatusCode.NOT_FOUND,
+                 "Specific(mnist_pure_jax, 7)", id="unknown version"),
+    pytest.param({}, IMAGES.astype(np.float64), grpc.StatusCode.INVALID_ARGUMENT, "dtype",
+                 id="float64 for a float32 input"),
+    pytest.param({}, IMAGES[:, :20], grpc.StatusCode.INVALID_ARGUMENT, "shape",
+                 id="images of the wrong shape"),
+    pytest.param({}, None, grpc.StatusCode.INVALID_ARGUMENT, "Missing but required: {inputs}",
+                 id="no input"),
+    pytest.param(dict(signature_name="nope"), IMAGES, grpc.StatusCode.FAILED_PRECONDITION, "nope",
+                 id="unknown signature"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("spec, images, code, message", GRPC_ERRORS)
+def test_grpc_predict_errors_have_tensorflow_servings_codes(
+    mlp_server, spec, images, code, message
+):
+    with pytest.raises(grpc.RpcError) as error:
+        grpc_predict(mlp_server, images, **spec)
+    assert error.value.code() == code, spec
+    assert message in error.value.details()
+
+
+def test_grpc_metadata_needs_a_field(mlp_server):
+    channel = grpc.insecure_channel(mlp_server.grpc_address)
+    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    request = get_model_metadata_pb2.GetModelMetadataRequest()
+    request.model_spec.name = "mnist_pure_jax"
+    with pytest.raises(grpc.RpcError) as error:
+        stub.GetModelMetadata(request)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    request.metadata_field.append("signature_def")
+    response = stub.GetModelMetadata(request)
+    signatures = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(signatures)
+    assert list(signatures.signature_def["serving_default"].inputs) == ["inputs"]
+
+
+def test_grpc_status_of_a_version_and_of_an_unknown_one(mlp_server):
+    channel = grpc.insecure_channel(mlp_server.grpc_address)
+    status_stub = model_service_pb2_grpc.ModelServiceStub(channel)
+    status_request = get_model_status_pb2.GetModelStatusRequest()
+    status_request.model_spec.name = "mnist_pure_jax"
+    (status,) = status_stub.GetModelStatus(status_request).model_version_status
+    assert status.version == 1 and status.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+    status_request.model_spec.version.value = 9
+    with pytest.raises(grpc.RpcError) as error:
+        status_stub.GetModelStatus(status_request)
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 MALFORMED_BODIES = [
-    b"",
-    b"{",
-    b"[1, 2]",
-    b'"instances"',
-    b"{}",
-    b'{"instances": []}',
-    b'{"instances": [[1.0]], "inputs": [[1.0]]}',
-    b'{"instances": "abc"}',
-    b'{"instances": [[[[true]]]]}',
-    b'{"instances": [null]}',
-    b'{"inputs": {"images": [1.0]}}',
-    b'{"instances": [{"inputs": [0.0], "extra": 1}]}',
-    b'{"instances": [[1.0, 2.0], [1.0]]}',
-    b'{"inputs": [1.0, 2.0]}',
-    b'{"signature_name": 7, "inputs": [1.0]}',
-    b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+    pytest.param(b"", id="empty body"),
+    pytest.param(b"{", id="JSON cut short"),
+    pytest.param(b"[1, 2]", id="a list, not an object"),
+    pytest.param(b'"instances"', id="a string, not an object"),
+    pytest.param(b"{}", id="neither instances nor inputs"),
+    pytest.param(b'{"instances": []}', id="no instances"),
+    pytest.param(b'{"instances": [[1.0]], "inputs": [[1.0]]}', id="instances and inputs"),
+    pytest.param(b'{"instances": "abc"}', id="instances not a list"),
+    pytest.param(b'{"instances": [[[[true]]]]}', id="booleans for floats"),
+    pytest.param(b'{"instances": [null]}', id="null"),
+    pytest.param(b'{"inputs": {"images": [1.0]}}', id="unknown input name"),
+    pytest.param(b'{"instances": [{"inputs": [0.0], "extra": 1}]}', id="extra input"),
+    pytest.param(b'{"instances": [[1.0, 2.0], [1.0]]}', id="ragged instances"),
+    pytest.param(b'{"inputs": [1.0, 2.0]}', id="wrong shape"),
+    pytest.param(b'{"signature_name": 7, "inputs": [1.0]}', id="signature_name not a string"),
+    pytest.param(b'{"inputs": ' + b"[" * 5000 + b"]" * 5000 + b"}", id="5000 levels deep"),
 ]
 
 
-def test_malformed_rest_bodies_get_400_and_the_server_keeps_serving(exports):
-    path = exports["mnist_pure_jax", -1]
-    with local_server("mnist_pure_jax", os.path.dirname(path)) as server:
-        for body in MALFORMED_BODIES:
-            response = requests.post(f"{server.rest_url}:predict", data=body, timeout=10)
-            assert response.status_code == 400, (body[:60], response.text)
-            assert isinstance(response.json()["error"], str) and response.json()["error"]
-        for method, url, code in [
-            ("GET", f"{server.rest_url}:predict", 400),
-            ("PATCH", server.rest_url, 400),
-            ("POST", f"{server.rest_url}:classify", 400),
-            ("GET", f"{server.rest_url}/versions/2", 404),
-            ("GET", f"{server.rest_url}/versions/x", 400),
-            ("POST", f"{server.rest_url}/versions/3:predict", 404),
-            ("GET", f"http://localhost:{server.rest_port}/v1/models/other", 404),
-            ("GET", f"http://localhost:{server.rest_port}/nothing/here", 404),
-        ]:
-            response = requests.request(method, url, data=b"{}", timeout=10)
-            assert response.status_code == code, (method, url, response.text)
-            assert "error" in response.json()
-        good = requests.post(f"{server.rest_url}:predict", json={"instances": IMAGES.tolist()})
-        assert good.status_code == 200 and len(good.json()["predictions"]) == len(IMAGES)
+@pytest.mark.parametrize("body", MALFORMED_BODIES)
+def test_malformed_rest_body_gets_400(mlp_server, body):
+    response = requests.post(f"{mlp_server.rest_url}:predict", data=body, timeout=10)
+    assert response.status_code == 400, (body[:60], response.text)
+    assert isinstance(response.json()["error"], str) and response.json()["error"]
+
+
+MLP = "/v1/models/mnist_pure_jax"
+WRONG_REQUESTS = [
+    pytest.param("GET", f"{MLP}:predict", 400, id="GET on predict"),
+    pytest.param("PATCH", MLP, 400, id="PATCH"),
+    pytest.param("POST", f"{MLP}:classify", 400, id="classify on a predict signature"),
+    pytest.param("GET", f"{MLP}/versions/2", 404, id="status of an unknown version"),
+    pytest.param("GET", f"{MLP}/versions/x", 400, id="version not a number"),
+    pytest.param("POST", f"{MLP}/versions/3:predict", 404, id="predict on an unknown version"),
+    pytest.param("GET", "/v1/models/other", 404, id="another model"),
+    pytest.param("GET", "/nothing/here", 404, id="outside the API"),
+]
+
+
+@pytest.mark.parametrize("method, path, code", WRONG_REQUESTS)
+def test_wrong_rest_requests_get_tensorflow_servings_codes(mlp_server, method, path, code):
+    url = f"http://localhost:{mlp_server.rest_port}{path}"
+    response = requests.request(method, url, data=b"{}", timeout=10)
+    assert response.status_code == code, (method, url, response.text)
+    assert "error" in response.json()
+
+
+def test_the_server_still_serves_after_the_errors(mlp_server):
+    good = requests.post(f"{mlp_server.rest_url}:predict", json={"instances": IMAGES.tolist()})
+    assert good.status_code == 200 and len(good.json()["predictions"]) == len(IMAGES)
 
 
 def write_two_io_model(path):
