@@ -18,12 +18,13 @@ Why it is shaped this way:
   TensorFlow Serving's own MNIST client does.
 """
 
+import functools
 import gc
 import sys
 
 from absl import app, flags, logging
 
-from models import mnist_data
+from models import mnist_data, progress
 from serving_client import RequestError, make_client, preflight, run
 
 _USE_GRPC = flags.DEFINE_boolean("use_grpc", True, "Use the gRPC API; --nouse_grpc uses REST.")
@@ -112,6 +113,8 @@ def main(argv: list[str]) -> None:
         _CONCURRENCY.value,
         log=logging.info if _VERBOSE.value else lambda line: None,
         log_failure=logging.warning,
+        # A bar on a terminal instead of the lines; --verbose has the lines.
+        progress=None if _VERBOSE.value else functools.partial(progress.bar, "requests"),
     )
     print(
         f"{api}: {summary['images']} images in {summary['requests']} requests "

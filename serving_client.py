@@ -261,11 +261,12 @@ def run(
     concurrency: int,
     log: Callable[[str], None] = print,
     log_failure: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> dict:
     """Sends `data` in batches from `concurrency` workers; returns the summary.
 
     `log` gets a line per batch (its predictions), `log_failure` (default:
-    `log`) a line per failed batch.
+    `log`) a line per failed batch, `progress` (done, total) after each batch.
     """
     log_failure = log_failure or log
     batches = list(mnist_data.batches(data, batch_size))
@@ -281,6 +282,8 @@ def run(
     with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
         pending = [pool.submit(send, images) for images, _ in batches]
         for i, (future, (_, labels)) in enumerate(zip(pending, batches, strict=True)):
+            if progress is not None:
+                progress(i, len(batches))
             try:
                 latency, predicted = future.result()
             except RequestError as e:
@@ -294,6 +297,8 @@ def run(
                 f"batch {i}: predicted {predicted.tolist()} labels {labels.tolist()}; "
                 f"running accuracy {100 * correct / done:.2f}%"
             )
+    if progress is not None:
+        progress(len(batches), len(batches))
     seconds = time.perf_counter() - start
     ms = np.percentile(latencies, [50, 90, 99]) * 1000 if latencies else [float("nan")] * 3
     return {

@@ -11,7 +11,6 @@ device computes, and reads the accuracy counters back once per epoch.
 """
 
 import dataclasses
-import sys
 import time
 
 import jax
@@ -22,6 +21,7 @@ from absl import logging
 
 from models.base import Model, Params
 from models.mnist_data import Split, batches, scale_images
+from models.progress import bar as progress_bar
 
 TRAIN_BATCH_SIZE = 128
 TEST_BATCH_SIZE = 16
@@ -81,7 +81,7 @@ def train_epoch(step, params, opt_state, data: Split, rng: np.random.Generator, 
         params, opt_state, batch_correct = step(params, opt_state, images, labels)
         correct.append(batch_correct)
         if progress:
-            _progress(progress, i + 1, steps)
+            progress_bar(progress, i + 1, steps)
     return params, opt_state, int(jnp.sum(jnp.stack(correct)))
 
 
@@ -113,14 +113,3 @@ def accuracy(model: Model, params: Params, data: Split, batch_size: int = TEST_B
 
     counts = [count_correct(params, x, y) for x, y in batches(data, batch_size)]
     return float(jnp.sum(jnp.stack(counts))) / len(data)
-
-
-def _progress(label: str, done: int, total: int) -> None:
-    """A one-line progress bar, on a terminal only (not in logs or CI output)."""
-    if not sys.stderr.isatty():
-        return
-    width = 30
-    filled = width * done // total
-    end = "\n" if done == total else ""
-    sys.stderr.write(f"\r{label} [{'=' * filled}{' ' * (width - filled)}] {done}/{total}{end}")
-    sys.stderr.flush()
