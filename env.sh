@@ -61,12 +61,17 @@ tf_serving_pinned_release() {
 latest_model_version() {
   _latest=0
   for _dir in "$MODEL_PATH/$MODEL"/*/; do
-    _name=$(basename "$_dir")
+    # Parameter expansion, not $(basename ...): a command substitution would
+    # drop a trailing newline, and "12<newline>" is no version.
+    _name=${_dir%/}
+    _name=${_name##*/}
     case "$_name" in
       '' | *[!0-9]*) continue ;;
     esac
-    _name=$(printf '%s' "$_name" | sed 's/^0*//')
-    [ "${_name:-0}" -gt "$_latest" ] && _latest=${_name:-0}
+    while [ -n "${_name#0}" ] && [ "${_name#0}" != "$_name" ]; do
+      _name=${_name#0} # "007" is 7 (POSIX sh has no base-10 arithmetic prefix)
+    done
+    [ "$_name" -gt "$_latest" ] && _latest=$_name
   done
   echo "$_latest"
   unset _latest _dir _name

@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -697,3 +698,27 @@ def test_inspect_shows_what_the_ops_need(tmp_path):
     assert "XlaCallModule (2 ops): calling convention 9, StableHLO 1.9.1, platforms CPU" in (
         result.stdout
     )
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        pytest.param(["1", "2", "10"], id="numbers"),
+        pytest.param(["007"], id="leading-zeros"),
+        pytest.param(["12\n", "1a", ".staging-x", "-1", "٣"], id="not-versions"),
+    ],
+)
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_env_sh_next_version_follows_saved_model_libs_rule(tmp_path, names, shell):
+    """env.sh keeps a shell copy of the version rule for people who source it; it must agree,
+    in bash and in a plain POSIX sh."""
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed")
+    model = tmp_path / "mnist_flax"
+    for name in names:
+        (model / name).mkdir(parents=True)
+    (model / "5").write_text("a file is no version")
+    env = {"MODEL_PATH": str(tmp_path), "MODEL": "mnist_flax", "MODEL_VERSION": ""}
+    result = run([shell, "-c", '. ./env.sh && printf %s "$MODEL_VERSION"'], env=env)
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) == saved_model_lib.next_version(str(model))
