@@ -104,16 +104,20 @@ class RestServer:
             loop = asyncio.get_running_loop()
             status, data = await asyncio.wait_for(loop.run_in_executor(self._pool, call), timeout)
         except TimeoutError:
-            return _error(
+            response = _error(
                 grpc.StatusCode.DEADLINE_EXCEEDED,
                 f"Deadline Exceeded: no answer within {self._options.rest_api_timeout_in_ms} ms "
                 "(--rest_api_timeout_in_ms)",
             )
         except Exception as e:  # A bug here, not the client's fault: say so, keep serving.
             logging.exception("REST %s %s failed", request.method, path)
-            return _error(grpc.StatusCode.INTERNAL, first_line(e))
-        headers = rest_api.CORS_HEADERS if self._options.rest_api_enable_cors_support else {}
-        return web.Response(status=status, body=data, content_type=_JSON, headers=headers)
+            response = _error(grpc.StatusCode.INTERNAL, first_line(e))
+        else:
+            response = web.Response(status=status, body=data, content_type=_JSON)
+        if self._options.rest_api_enable_cors_support:
+            # As http_server.cc: on every answer the API dispatched, errors too.
+            response.headers.update(rest_api.CORS_HEADERS)
+        return response
 
     def _too_large(self, length: int | None) -> web.Response:
         size = f"of {length} bytes " if length else ""

@@ -124,10 +124,15 @@ def test_a_chunked_body_is_read_and_limited_too(server):
 def test_a_request_over_the_timeout_gets_504_deadline_exceeded(tmp_path):
     write_tf1(tmp_path / "half_plus_two" / "1")
     with local_server(
-        "half_plus_two", tmp_path / "half_plus_two", "--rest_api_timeout_in_ms=1"
+        "half_plus_two",
+        tmp_path / "half_plus_two",
+        "--rest_api_timeout_in_ms=1",
+        "--rest_api_enable_cors_support",
     ) as server:
         body = '{"instances": [' + "1.0, " * 200000 + "1.0]}"
         response = requests.post(f"{server.rest_url}:predict", data=body, timeout=30)
         assert response.status_code == 504
         assert response.json()["error"].startswith("Deadline Exceeded")
         assert "--rest_api_timeout_in_ms" in response.json()["error"]
+        # CORS headers on the timeout's answer too, as on every dispatched answer.
+        assert response.headers["Access-Control-Allow-Origin"] == "*"
