@@ -10,8 +10,15 @@ Python model server):
 - `tf_example`: Classify, Regress and MultiInference on tf.Example inputs.
 - `inference`: each call on one version, request proto in, response proto out.
 - `warmup`: replays a version's warmup requests before it takes traffic.
-- `versions`: which versions are on disk, loaded, and served.
-- `api`: the whole API on protos; which version answers a ModelSpec.
+- `versions`: which versions are on disk, loaded, and served (version policies).
+- `model_config`: the model config file (--model_config_file), read and
+  checked as TensorFlow Serving's ServerCore does.
+- `api`: the whole API on protos; the models and their labels; which version
+  answers a ModelSpec; config reloads.
+- `batching`: --enable_batching, TensorFlow Serving's batch scheduler.
+- `metrics`: TensorFlow Serving's metrics and its Prometheus page.
+- `protos/`: the batching and monitoring messages, generated from TensorFlow
+  Serving's .proto files.
 - `grpc_service`: the gRPC transport.
 - `rest_api` (paths and checks, no sockets), `rest_codec` (the JSON formats,
   pure functions), `rest_server` (the asyncio HTTP transport).
