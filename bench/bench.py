@@ -16,6 +16,7 @@ import dataclasses
 import datetime
 import gc
 import json
+import math
 import os
 import platform
 import statistics
@@ -35,6 +36,7 @@ from absl import app, flags
 import saved_model_lib
 import serving_client
 from bench.jax_latency import jax_latency_ms, timed
+from local_server import batching, model_config
 from local_server.servable import Servable
 from models import INPUT_SHAPE, get_model, mnist_data, train
 from server_ctl import LocalServer
@@ -429,7 +431,10 @@ def bench_batching(
     cpu = {k: statistics.median(r["server_cpu_ms"] for r in v) for k, v in results.items()}
     formed = statistics.median(batch_sizes)
     # The in-process bound at the allowed batch size the formed batches were padded to.
-    padded = min(b for b in (1, 8, 16, 32, 64, 128) if b >= formed)
+    allowed = batching.options_from_parameters(
+        model_config.read_text_proto(BATCHING_CONFIG, batching.BatchingParameters())
+    ).allowed_batch_sizes
+    padded = batching.padded_size(allowed, math.ceil(formed))
     # As the local server runs it: the TF1 Session, by tensor name.
     servable = Servable(os.path.join(base, "1"), 1)
     images = mnist_data.scale_images(mnist_data.synthetic(padded).images)

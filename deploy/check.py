@@ -24,6 +24,7 @@ import re
 import jsonschema
 import kubernetes_validate
 import yaml
+from google.protobuf import text_format
 
 import saved_model_lib
 from local_server import model_config
@@ -145,7 +146,7 @@ def _models(configs, file: str) -> list[str]:
     names = []
     for config_file, doc in configs:
         if config_file == file:
-            config = model_config.text_format.Parse(
+            config = text_format.Parse(
                 doc["data"]["models.config"], model_config.ModelServerConfig()
             )
             names += [m.name for m in config.model_config_list.config]

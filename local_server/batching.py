@@ -231,7 +231,7 @@ class BatchScheduler:
 
     def _process(self, queue: _Queue, batch: list[_Task]) -> None:
         size = sum(task.size for task in batch)
-        padded = _round_up(self.options.allowed_batch_sizes, size)
+        padded = padded_size(self.options.allowed_batch_sizes, size)
         try:
             feeds = _merge(batch, padded - size, self.options.pad_variable_length_inputs)
             outputs = queue.run(feeds, queue.fetches)
@@ -262,8 +262,8 @@ def _batch_size(feeds: dict[str, np.ndarray]) -> int:
     return sizes.pop()
 
 
-def _round_up(allowed: tuple[int, ...], size: int) -> int:
-    """RoundToLowestAllowedBatchSize."""
+def padded_size(allowed: tuple[int, ...], size: int) -> int:
+    """RoundToLowestAllowedBatchSize: the batch size a batch of `size` is padded to."""
     if not allowed:
         return size
     index = bisect.bisect_left(allowed, size)

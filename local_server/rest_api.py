@@ -49,7 +49,7 @@ def handle(
     if method == "OPTIONS":  # A CORS preflight.
         if not _CORS_ORIGIN.search(origin):
             error = "Origin header is missing in CORS preflight"
-            return http_status(grpc.StatusCode.FAILED_PRECONDITION), _error_json(error)
+            return http_status(grpc.StatusCode.FAILED_PRECONDITION), error_body(error)
         return 200, b""
     start = time.perf_counter()
     request = {"model": "", "api": ""}  # What the path names, for the metrics.
@@ -58,7 +58,7 @@ def handle(
         return 200, rest_codec.dumps(_process(server, method, path, body, request))
     except ServingError as e:
         code = e.code
-        return http_status(e.code), _error_json(str(e))
+        return http_status(e.code), error_body(str(e))
     finally:
         # As http_server.cc: every request counted under its model and status.
         server.metrics.record_request(
@@ -66,7 +66,8 @@ def handle(
         )
 
 
-def _error_json(message: str) -> bytes:
+def error_body(message: str) -> bytes:
+    """TensorFlow Serving's error answer: {"error": message}."""
     return rest_codec.dumps({"error": message})
 
 

@@ -17,7 +17,7 @@ import grpc
 from absl import logging
 from aiohttp import web
 
-from local_server import rest_api, rest_codec
+from local_server import rest_api
 from local_server.api import ModelServer
 from local_server.errors import first_line, http_status
 from local_server.options import ServerOptions
@@ -26,7 +26,7 @@ _JSON = "application/json"
 
 
 def _error(code: grpc.StatusCode, message: str) -> web.Response:
-    body = rest_codec.dumps({"error": message})
+    body = rest_api.error_body(message)
     return web.Response(status=http_status(code), body=body, content_type=_JSON)
 
 
@@ -133,9 +133,7 @@ class RestServer:
 class _Refused(asyncio.Protocol):
     """A connection over the limit: 503 UNAVAILABLE, then closed."""
 
-    _BODY = rest_codec.dumps(
-        {"error": "Too many open connections: try again later (rest_max_connections)"}
-    )
+    _BODY = rest_api.error_body("Too many open connections: try again later (rest_max_connections)")
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport.write(

@@ -45,14 +45,15 @@ class VersionStatus:
 
 
 def wanted_versions(policy: VersionPolicy, candidates: list[int]) -> list[int]:
-    """The versions a policy serves among those on disk (newest first)."""
+    """The versions an `all` or `specific` policy serves among those on disk (newest first).
+
+    `latest`, which falls back to older versions when newer ones fail to load,
+    is VersionManager.poll's.
+    """
     candidates = sorted(candidates, reverse=True)
-    kind = policy.WhichOneof("policy_choice")
-    if kind == "all":
+    if policy.WhichOneof("policy_choice") == "all":
         return candidates
-    if kind == "specific":
-        return [v for v in candidates if v in set(policy.specific.versions)]
-    return candidates[: max(policy.latest.num_versions, 1)]  # latest, the default
+    return [v for v in candidates if v in set(policy.specific.versions)]
 
 
 class VersionManager:
