@@ -77,12 +77,15 @@ class GrpcClient:
         """Predicts, and returns the version of the model that answered."""
         return self._predict(input_name, images).model_spec.version.value
 
-    def _predict(self, input_name: str, images: np.ndarray) -> predict_pb2.PredictResponse:
+    def predict_request(self, input_name: str, images: np.ndarray) -> predict_pb2.PredictRequest:
         request = predict_pb2.PredictRequest()
         self._fill(request.model_spec)
         request.model_spec.signature_name = SIGNATURE
         request.inputs[input_name].CopyFrom(tf.make_tensor_proto(images))
-        return self._call(self._stub.Predict, request)
+        return request
+
+    def _predict(self, input_name: str, images: np.ndarray) -> predict_pb2.PredictResponse:
+        return self._call(self._stub.Predict, self.predict_request(input_name, images))
 
     def _fill(self, model_spec) -> None:
         model_spec.name = self.model
@@ -134,18 +137,27 @@ class RestClient:
         }
         return _signature(parsed, self.model)
 
-    def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
+    @property
+    def predict_url(self) -> str:
+        return f"{self._url}:predict"
+
+    @staticmethod
+    def predict_body(images: np.ndarray) -> bytes:
+        """The :predict request's JSON ("instances": one row per image)."""
         body = {"signature_name": SIGNATURE, "instances": np.ascontiguousarray(images)}
         if np.isfinite(images).all():
             # orjson writes the array itself, each float32 as the shortest text
             # that reads back the same: json.dumps(images.tolist()) is several
             # times slower and sends more bytes (README, Performance).
-            data = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-        else:
-            # orjson would write NaN and Infinity as null; json writes them as
-            # TensorFlow Serving reads them.
-            data = json.dumps({**body, "instances": images.tolist()}).encode()
-        predictions = self._request("POST", f"{self._url}:predict", data)["predictions"]
+            return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        # orjson would write NaN and Infinity as null; json writes them as
+        # TensorFlow Serving reads them.
+        return json.dumps({**body, "instances": images.tolist()}).encode()
+
+    def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
+        predictions = self._request("POST", self.predict_url, self.predict_body(images))[
+            "predictions"
+        ]
         # TensorFlow Serving writes each float32 output in the shortest text that
         # reads back as the same float32 (not float64).
         return np.asarray(predictions, dtype=np.float32)

@@ -32,9 +32,11 @@ import optax
 import requests
 import tensorflow as tf
 from absl import app, flags
+from tensorflow_serving.apis import get_model_status_pb2
 
 import saved_model_lib
 import serving_client
+from bench import load
 from bench.jax_latency import jax_latency_ms, timed
 from local_server import batching, model_config
 from local_server.servable import Servable
@@ -306,56 +308,97 @@ def load_clients(api: str, server: LocalServer, model: str):
     return serving_client.make_client(api == "gRPC", address, model, timeout=60)
 
 
-def bench_serving(base: str, model_name: str, workdir: str, count: int, repeats: int, rounds: int):
+def sender(api: str, server: LocalServer, model: str, images: np.ndarray):
+    """bench.load's sender of `images` to `server` through `api`, and the signature's input."""
+    client = load_clients(api, server, model)
+    name = client.signature().input_name
+    if api == "gRPC":
+        return load.predict_sender(client, name, images), name
+    return load.rest_sender(client, images), name
+
+
+def status_sender(server: LocalServer, model: str):
+    """bench.load's sender of GetModelStatus: a request that runs no model."""
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = model
+    return load.grpc_sender(
+        server.grpc_address,
+        "/tensorflow.serving.ModelService/GetModelStatus",
+        request,
+        get_model_status_pb2.GetModelStatusResponse,
+        lambda answer: len(answer.model_version_status) > 0,
+    )
+
+
+def timed_load(server: LocalServer, send, clients: int, seconds: float) -> dict:
+    """load.run's summary, plus the server's and this process's CPU ms a request."""
+    server_cpu, client_cpu = process_cpu_s(server.process.pid), time.process_time()
+    summary = load.run(send, clients, seconds)
+    summary["server_cpu"] = (process_cpu_s(server.process.pid) - server_cpu) * 1000
+    summary["client_cpu"] = (time.process_time() - client_cpu) * 1000
+    summary["server_cpu"] /= summary["requests"]
+    summary["client_cpu"] /= summary["requests"]
+    return summary
+
+
+def bench_serving(
+    base: str, model_name: str, workdir: str, seconds: float, repeats: int, rounds: int
+):
     """Served throughput and latency at batch 16 vs in-process, and the plot's data.
 
     Each row's two sides, the served run and its in-process bound (the same
     calls, as many at once as the row has clients), are timed in turns over
-    `rounds` rounds; the row gives the medians and the ratio's spread.
+    `rounds` rounds; the row gives the medians and the ratio's spread. The
+    load is bench.load's prepared requests; two more rows time make
+    request's own client, which builds each request.
     """
     rows, plot = [], {}
     batch = 16
     version = os.path.join(base, "1")
     predict = reloaded_function(tf.saved_model.load(version))
     images16 = mnist_data.scale_images(mnist_data.synthetic(batch).images)
-    data = mnist_data.synthetic(count)
     gc.freeze()  # As serving_client.run does: no GC pauses over TF's objects.
     server = LocalServer(model_name, base, os.path.join(workdir, "server.log"))
     try:
         server.wait_for(1)
         for api in ("gRPC", "REST"):
+            send, name = sender(api, server, model_name, images16)
+            load.run(send, 1, 0.5)  # Warm.
             for clients in (1, 4):
-                client = load_clients(api, server, model_name)
-                name = client.signature().input_name
                 bounds, runs, ratios = [], [], []
                 for _ in range(rounds):
                     bounds.append(batch * calls_per_s(lambda: predict(images16), clients, 1.5))
-                    server_cpu, client_cpu = process_cpu_s(server.process.pid), time.process_time()
-                    summary = serving_client.run(
-                        client, name, data, batch, clients, log=lambda _: None
-                    )
-                    per_request_ms = 1000 / summary["requests"]
-                    summary["server_cpu"] = (
-                        process_cpu_s(server.process.pid) - server_cpu
-                    ) * per_request_ms
-                    summary["client_cpu"] = (time.process_time() - client_cpu) * per_request_ms
-                    runs.append(summary)
-                    ratios.append(summary["images_per_s"] / bounds[-1])
-                middle = sorted(runs, key=lambda r: r["images_per_s"])[len(runs) // 2]
+                    runs.append(timed_load(server, send, clients, seconds))
+                    ratios.append(batch * runs[-1]["per_s"] / bounds[-1])
+                middle = sorted(runs, key=lambda r: r["per_s"])[len(runs) // 2]
                 rows.append(
                     Row(
                         f"served {api}, batch {batch}, {clients} client(s)"
                         f" (p50 {middle['p50_ms']:.1f} ms, p99 {middle['p99_ms']:.1f} ms;"
                         f" CPU a request: server {middle['server_cpu']:.1f} ms, client"
-                        f" {middle['client_cpu']:.1f} ms; ratio over {rounds} round(s)"
+                        f" {middle['client_cpu']:.2f} ms; ratio over {rounds} round(s)"
                         f" {min(ratios):.2f}-{max(ratios):.2f})",
-                        middle["images_per_s"],
+                        batch * middle["per_s"],
                         "images/s",
                         statistics.median(bounds),
                         f"in-process SavedModel, {clients} caller(s)",
                         TARGETS.get(f"served {api}, {clients} clients"),
                     )
                 )
+            # make request's client: each request built from numpy, on the same cores.
+            client = load_clients(api, server, model_name)
+            bound = batch * calls_per_s(lambda: predict(images16), 4, 1.5)
+            built = timed_load(server, lambda: lambda: client.predict(name, images16), 4, seconds)  # noqa: B023
+            rows.append(
+                Row(
+                    f"served {api}, batch {batch}, 4 clients, through serving_client (builds each"
+                    f" request: client CPU {built['client_cpu']:.2f} ms a request)",
+                    batch * built["per_s"],
+                    "images/s",
+                    bound,
+                    "in-process SavedModel, 4 caller(s)",
+                )
+            )
         client = load_clients("gRPC", server, model_name)
         for size in (1, 4, 16, 64, 256):
             images = mnist_data.scale_images(mnist_data.synthetic(size).images)
@@ -383,7 +426,7 @@ def mean_batch_size(server: LocalServer) -> float:
 
 
 def bench_batching(
-    base: str, model_name: str, workdir: str, count: int, rounds: int, repeats: int
+    base: str, model_name: str, workdir: str, seconds: float, rounds: int, repeats: int
 ) -> list[Row]:
     """16 gRPC clients sending one image each, with serving/batching.config and without.
 
@@ -400,35 +443,32 @@ def bench_batching(
             f"--monitoring_config_file={MONITORING_CONFIG}",
         ),
     }
-    data = mnist_data.synthetic(count)
+    one = mnist_data.scale_images(mnist_data.synthetic(1).images)
     results = {kind: [] for kind in flags_by_kind}
-    batch_sizes = []
+    batch_sizes, floors = [], []
     for _ in range(rounds):
         for kind, extra in flags_by_kind.items():
             log = os.path.join(workdir, f"batching-{kind}.log")
             server = LocalServer(model_name, base, log, *extra)
             try:
                 server.wait_for(1)
-                client = load_clients("gRPC", server, model_name)
-                name = client.signature().input_name
-                serving_client.run(client, name, data, 1, 16, log=lambda _: None)  # Warm.
-                cpu = process_cpu_s(server.process.pid)
-                summary = serving_client.run(client, name, data, 1, 16, log=lambda _: None)
-                summary["server_cpu_ms"] = (
-                    (process_cpu_s(server.process.pid) - cpu) * 1000 / summary["requests"]
-                )
-                results[kind].append(summary)
+                send, _ = sender("gRPC", server, model_name, one)
+                load.run(send, 16, 1)  # Warm.
+                results[kind].append(timed_load(server, send, 16, seconds))
                 if kind == "with":
                     batch_sizes.append(mean_batch_size(server))
+                else:
+                    floors.append(
+                        timed_load(server, status_sender(server, model_name), 16, seconds)
+                    )
             finally:
                 server.stop()
     ratios = [
-        w["images_per_s"] / o["images_per_s"]
-        for w, o in zip(results["with"], results["without"], strict=True)
+        w["per_s"] / o["per_s"] for w, o in zip(results["with"], results["without"], strict=True)
     ]
-    median = {k: statistics.median(r["images_per_s"] for r in v) for k, v in results.items()}
+    median = {k: statistics.median(r["per_s"] for r in v) for k, v in results.items()}
     p99 = {k: statistics.median(r["p99_ms"] for r in v) for k, v in results.items()}
-    cpu = {k: statistics.median(r["server_cpu_ms"] for r in v) for k, v in results.items()}
+    cpu = {k: statistics.median(r["server_cpu"] for r in v) for k, v in results.items()}
     formed = statistics.median(batch_sizes)
     # The in-process bound at the allowed batch size the formed batches were padded to.
     allowed = batching.options_from_parameters(
@@ -438,7 +478,6 @@ def bench_batching(
     # As the local server runs it: the TF1 Session, by tensor name.
     servable = Servable(os.path.join(base, "1"), 1)
     images = mnist_data.scale_images(mnist_data.synthetic(padded).images)
-    one = mnist_data.scale_images(mnist_data.synthetic(1).images)
     in_process = padded / statistics.median(
         timed(lambda: servable.predict("", {INPUT: images}), repeats)
     )
@@ -462,6 +501,14 @@ def bench_batching(
             in_process,
             "the Session batched",
         ),
+        # What no model call can go below: a request the server answers
+        # without running the model, through the same gRPC server and API.
+        Row(
+            "served gRPC, 16 clients, GetModelStatus (no model run; server CPU a request "
+            f"{statistics.median(f['server_cpu'] for f in floors):.2f} ms)",
+            statistics.median(f["per_s"] for f in floors),
+            "requests/s",
+        ),
         # What batching can save at most on this machine: the model's own
         # cost per image, batched or not (the rest of a request is gRPC's).
         Row(
@@ -476,23 +523,7 @@ def bench_batching(
 
 def calls_per_s(call, threads: int, seconds: float) -> float:
     """Calls a second of `call` from `threads` threads at once, over `seconds`."""
-    stop, counts = threading.Event(), []
-
-    def loop():
-        n = 0
-        while not stop.is_set():
-            call()
-            n += 1
-        counts.append(n)
-
-    workers = [threading.Thread(target=loop) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    time.sleep(seconds)
-    stop.set()
-    for worker in workers:
-        worker.join()
-    return sum(counts) / seconds
+    return load.run(lambda: call, threads, seconds)["per_s"]
 
 
 WARM_ANSWERS = 20  # The new version's answers after its first: the bound.
@@ -609,7 +640,8 @@ def main(argv: list[str]) -> None:
     del argv
     batch_sizes = [int(b) for b in _BATCH_SIZES.value]
     quick = _QUICK.value
-    examples, repeats, count = (12_800, 30, 1024) if quick else (60_000, _REPEATS.value, 2048)
+    # Seconds of load for each served figure.
+    examples, repeats, seconds = (12_800, 30, 1.5) if quick else (60_000, _REPEATS.value, 3.0)
     start = time.perf_counter()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as workdir:
@@ -627,10 +659,10 @@ def main(argv: list[str]) -> None:
         rows += bench_gap(cnn_ms, workdir, repeats)
         base = export_for_serving(os.path.join(workdir, "served"), "mnist_flax", warmup=True)
         serving_rows, plot = bench_serving(
-            base, "mnist_flax", workdir, count, repeats, 1 if quick else 3
+            base, "mnist_flax", workdir, seconds, repeats, 1 if quick else 3
         )
         rows += serving_rows
-        rows += bench_batching(base, "mnist_flax", workdir, count, 1 if quick else 3, repeats)
+        rows += bench_batching(base, "mnist_flax", workdir, seconds, 1 if quick else 3, repeats)
         rows += bench_first_request(workdir, "mnist_flax")
     plot_file = _PLOT.value or os.path.join(
         ROOT, "bench", "latency.quick.png" if quick else "latency.png"
