@@ -24,6 +24,7 @@ import sys
 
 from absl import app, flags, logging
 
+from local_server.options import ServerOptions
 from models import mnist_data, progress
 from serving_client import RequestError, make_client, preflight, run
 
@@ -39,9 +40,9 @@ _MODEL_VERSION_LABEL = flags.DEFINE_string(
 )
 _PREDICTION_SERVICE_ADDR = flags.DEFINE_string(
     "prediction_service_addr",
-    "localhost:8500",
-    "host:port of the server: its gRPC port (8500) with --use_grpc, its REST port (8501) "
-    "with --nouse_grpc.",
+    f"localhost:{ServerOptions.port}",
+    f"host:port of the server: its gRPC port ({ServerOptions.port}) with --use_grpc, its REST "
+    f"port ({ServerOptions.rest_api_port}) with --nouse_grpc.",
 )
 _SERVING_BATCH_SIZE = flags.DEFINE_integer(
     "serving_batch_size",

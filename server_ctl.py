@@ -38,6 +38,8 @@ import time
 import requests
 from absl import app, flags
 
+from local_server.options import ServerOptions
+
 # The kinds of server `make serve` starts (its serve-KIND targets).
 SERVER_KINDS = ("docker", "binary", "local")
 # What a model server's command line holds: a pid that no longer shows it was reused.
@@ -48,7 +50,9 @@ _MODEL_NAME = flags.DEFINE_string("model_name", None, "The served model's name."
 _MODEL_BASE_PATH = flags.DEFINE_string("model_base_path", None, "check: the model's directory.")
 _PORTS = flags.DEFINE_list("ports", [], "check: ports that must be free.")
 _HOST = flags.DEFINE_string("host", "localhost", "Where the server listens.")
-_REST_PORT = flags.DEFINE_integer("rest_port", 8501, "wait, status: the server's REST port.")
+_REST_PORT = flags.DEFINE_integer(
+    "rest_port", ServerOptions.rest_api_port, "wait, status: the server's REST port."
+)
 _PID = flags.DEFINE_integer("pid", None, "wait: the server's process; stop waiting if it exits.")
 _CONTAINER = flags.DEFINE_string(
     "container",
@@ -86,7 +90,9 @@ _MODEL_CONFIG_FILE = flags.DEFINE_string(
     "whose base paths under /models (the container's mount of MODEL_PATH) to rewrite.",
 )
 _OUT = flags.DEFINE_string("out", None, "config, reload: where the host's copy of the config goes.")
-_GRPC_PORT = flags.DEFINE_integer("grpc_port", 8500, "reload: the server's gRPC port.")
+_GRPC_PORT = flags.DEFINE_integer(
+    "grpc_port", ServerOptions.port, "reload: the server's gRPC port."
+)
 
 
 def check() -> None:
