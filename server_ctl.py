@@ -134,15 +134,21 @@ def _read_config():
 
 def write_config() -> None:
     """config: writes --out, the host's copy of --model_config_file (atomically)."""
+    _write_host_copy(_read_config())
+
+
+def _write_host_copy(config):
+    """`config` with its /models base paths under MODEL_PATH, written to --out; returns it."""
     from local_server import model_config
 
-    config = model_config.rebase(_read_config(), os.path.abspath(_EXPORTS_PATH.value))
+    config = model_config.rebase(config, os.path.abspath(_EXPORTS_PATH.value))
     os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
     header = (
         f"# Generated from {_MODEL_CONFIG_FILE.value} for MODEL_PATH={_EXPORTS_PATH.value} "
         "by `make serve` and `make reload`: edit that file, not this one.\n"
     )
     model_config.write(config, _OUT.value, header)
+    return config
 
 
 def reload() -> None:
@@ -155,10 +161,7 @@ def reload() -> None:
     if started is None:
         fail("no server started by `make serve` runs: make serve MODEL_CONFIG=...")
     if started.kind != "docker":
-        from local_server import model_config
-
-        write_config()  # What the server polls, and what it gets now.
-        config = model_config.rebase(config, os.path.abspath(_EXPORTS_PATH.value))
+        config = _write_host_copy(config)  # What the server polls, and what it gets now.
     request = model_management_pb2.ReloadConfigRequest(config=config)
     address = f"{_HOST.value}:{_GRPC_PORT.value}"
     with grpc.insecure_channel(address) as channel:

@@ -40,6 +40,7 @@ from bench import load
 from bench.jax_latency import jax_latency_ms, timed
 from local_server import batching, model_config
 from local_server.servable import Servable
+from local_server.server import prometheus_path
 from models import INPUT_SHAPE, get_model, mnist_data, train
 from server_ctl import LocalServer
 
@@ -415,9 +416,8 @@ MONITORING_CONFIG = os.path.join(ROOT, "serving", "monitoring.config")
 
 def mean_batch_size(server: LocalServer) -> float:
     """The mean size of the batches the server ran, from its metrics page."""
-    page = requests.get(
-        f"http://localhost:{server.rest_port}/monitoring/prometheus/metrics", timeout=10
-    ).text
+    path = prometheus_path(MONITORING_CONFIG)
+    page = requests.get(f"http://localhost:{server.rest_port}{path}", timeout=10).text
     prefix = ":tensorflow:serving:batching_session:processed_batch_size"
     values = dict(line.rsplit(" ", 1) for line in page.splitlines() if line.startswith(prefix))
     count = float(values.get(prefix + "_count{}", 0))

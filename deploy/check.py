@@ -27,6 +27,7 @@ import yaml
 from google.protobuf import text_format
 
 import saved_model_lib
+from deploy.render import split_image
 from local_server import model_config
 from local_server.options import ServerOptions
 
@@ -164,7 +165,7 @@ def _deployment(file: str, doc: dict, oldest: str, configs) -> list[str]:
     if ports != PORTS:
         problems.append(f"{here}: container ports {ports}, expected {PORTS} (named)")
     image = container.get("image", "")
-    problem = tag_problem(image.rpartition(":")[2] if ":" in image else "", oldest)
+    problem = tag_problem(split_image(image)[1], oldest)
     if problem:
         problems.append(f"{here}: {problem}")
     models = _models(configs, file)

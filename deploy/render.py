@@ -46,6 +46,12 @@ def dns_label(name: str) -> str:
     return label
 
 
+def split_image(image: str) -> tuple[str, str]:
+    """An image reference's name and tag ("" if it has none)."""
+    name, _, tag = image.rpartition(":") if ":" in image else (image, "", "")
+    return name, tag
+
+
 def render(out: str, config_path: str, serving_dir: str, image: str, models_uri: str) -> list[str]:
     """Writes everything under `out`; returns the rendered files."""
     config = model_config.read(config_path)
@@ -53,7 +59,8 @@ def render(out: str, config_path: str, serving_dir: str, image: str, models_uri:
     names = [m.name for m in config.model_config_list.config]
     if not names:
         raise RenderError(f"{config_path} lists no model")
-    tag = image.rpartition(":")[2] if ":" in image else ""
+    tag = split_image(image)[1]
+    base_uri = models_uri.rstrip("/")
     _replace(out)
     k8s = os.path.join(out, "k8s")
     shutil.copytree(os.path.join(HERE, "k8s"), k8s)
@@ -75,13 +82,13 @@ def render(out: str, config_path: str, serving_dir: str, image: str, models_uri:
         values = {
             "name": dns_label(name),
             "runtime_version": tag,
-            "storage_uri": f"{models_uri.rstrip('/')}/{name}",
+            "storage_uri": f"{base_uri}/{name}",
         }
         text = template.substitute(values)
         with open(os.path.join(kserve, f"{values['name']}.yaml"), "w") as f:
             f.write(text)
         if index == 0:  # One canary example, for the first model.
-            canary_uri = f"{models_uri.rstrip('/')}-canary/{name}"
+            canary_uri = f"{base_uri}-canary/{name}"
             with open(os.path.join(kserve, f"{values['name']}-canary.yaml"), "w") as f:
                 f.write(CANARY_HEADER + yaml.safe_dump(canary(yaml.safe_load(text), canary_uri)))
     rendered = os.path.join(out, "rendered")
@@ -133,7 +140,7 @@ def _pin(kustomization: str, image: str, probe: str) -> None:
     """The image of the export's release, and the probes on the first model."""
     with open(kustomization) as f:
         text = f.read()
-    name, _, tag = image.rpartition(":") if ":" in image else (image, "", "")
+    name, tag = split_image(image)
     pinned = {"images": [{"name": "tensorflow/serving", "newName": name, "newTag": tag}]}
     container = "/spec/template/spec/containers/0"
     patch = "\n".join(

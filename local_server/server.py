@@ -67,13 +67,7 @@ def build(options: ServerOptions) -> tuple[ModelServer, BatchScheduler | None, s
             else None
         )
         batching = BatchScheduler(options_from_parameters(params), metrics)
-    metrics_path = ""
-    if options.monitoring_config_file:
-        monitoring = model_config.read_text_proto(
-            options.monitoring_config_file, monitoring_config_pb2.MonitoringConfig()
-        )
-        if monitoring.prometheus_config.enable:
-            metrics_path = monitoring.prometheus_config.path or DEFAULT_PATH
+    metrics_path = prometheus_path(options.monitoring_config_file)
     server = ModelServer(
         config,
         allow_version_labels_for_unavailable_models=(
@@ -84,6 +78,18 @@ def build(options: ServerOptions) -> tuple[ModelServer, BatchScheduler | None, s
         metrics=metrics,
     )
     return server, batching, metrics_path
+
+
+def prometheus_path(monitoring_config_file: str) -> str:
+    """Where a --monitoring_config_file puts the metrics page on the REST port ("" if none)."""
+    if not monitoring_config_file:
+        return ""
+    monitoring = model_config.read_text_proto(
+        monitoring_config_file, monitoring_config_pb2.MonitoringConfig()
+    )
+    if not monitoring.prometheus_config.enable:
+        return ""
+    return monitoring.prometheus_config.path or DEFAULT_PATH
 
 
 class _ConfigPoller:
