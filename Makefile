@@ -8,17 +8,21 @@ SHELL := /bin/bash
 # ---- Variables ---------------------------------------------------------------
 # The walkthrough's variables. Their defaults are written once, in env.sh; a
 # value from `make VAR=value` or the environment wins, as it does when a person
-# sources env.sh. env.sh keeps values already set, so we hand it ours.
+# sources env.sh. env.sh keeps values already set, so we hand it ours, and one
+# shell prints them all back as "VAR := value" lines (joined by a marker, since
+# $(shell) turns newlines into spaces) for make to evaluate.
 ENV_VARS := MODEL_PATH MODEL SERVING_BATCH_SIZE_SAVE SERVING_BATCH_SIZE MODEL_VERSION \
 	COUNT_IMAGES TF_SERVING_VERSION GPU DOCKER_IMAGE GRPC_PORT REST_PORT
 _given = $(foreach v,$(ENV_VARS),$(if $(filter command line environment,$(origin $(v))),$(v)='$($(v))';))
-# MODEL_VERSION as the user gave it; empty when env.sh picks the next free one.
-MODEL_VERSION_GIVEN := $(if $(filter command line,$(origin MODEL_VERSION)),$(MODEL_VERSION),$(if \
-	$(filter environment,$(origin MODEL_VERSION)),$(filter-out $(ENV_SH_MODEL_VERSION),$(MODEL_VERSION))))
 # env.sh treats an empty value as unset; `make clean` must not, or an empty
 # MODEL_PATH in the environment would clean the default one.
 MODEL_PATH_EMPTY := $(if $(filter command line environment,$(origin MODEL_PATH)),$(if $(MODEL_PATH),,yes))
-$(foreach v,$(ENV_VARS),$(eval $(v) := $(shell $(_given) . ./env.sh && printf '%s' "$$$(v)")))
+define newline
+
+
+endef
+_env_sh := $(shell $(_given) . ./env.sh && $(foreach v,$(ENV_VARS),printf '%s := %s<NL>' $(v) "$$$(v)";))
+$(eval $(subst <NL>,$(newline),$(_env_sh)))
 
 # The walkthrough's stderr goes through quiet_startup.sh, which drops the lines
 # TensorFlow prints at start-up on a machine without a GPU (no errors, though
@@ -65,10 +69,10 @@ EXPORT_FLAGS := $(if $(NUM_EPOCHS),--num_epochs=$(NUM_EPOCHS)) $(DATA_FLAGS) \
 	$(if $(filter 1 true yes,$(OVERWRITE)),--overwrite) $(if $(PLATFORMS),--platforms=$(PLATFORMS)) \
 	$(if $(TF_SERVING_VERSION),--tf_serving_version=$(TF_SERVING_VERSION))
 GPU_ON := $(filter 1 true yes,$(GPU))
-# --model_version only when the user chose one. Otherwise the script takes the
+# --model_version only when MODEL_VERSION is set. Otherwise the script takes the
 # next free version when it publishes, so that concurrent exports take 1 and 2;
 # `make inspect` and `make compat` look at the newest.
-VERSION_FLAG := $(if $(MODEL_VERSION_GIVEN),--model_version=$(MODEL_VERSION_GIVEN))
+VERSION_FLAG := $(if $(MODEL_VERSION),--model_version=$(MODEL_VERSION))
 
 # Files of the server that `make serve` started; `make stop` stops only that one.
 RUN_DIR ?= .run
@@ -76,7 +80,6 @@ PID_FILE := $(RUN_DIR)/server.pid
 LOG_FILE := $(RUN_DIR)/server.log
 KIND_FILE := $(RUN_DIR)/server.kind
 CONTAINER := serving
-DOCKER_ENGINE := docker info >/dev/null 2>&1
 SERVING_DIR := serving
 # MODEL_CONFIG names the container's paths (/models/...); the binary and the
 # local server read this copy with MODEL_PATH in their place.
@@ -138,7 +141,7 @@ env: ## Print the effective values of the variables
 
 # ---- Setup -------------------------------------------------------------------
 setup: $(STAMP) ## Create .venv with the pinned packages, pull DOCKER_IMAGE if Docker runs
-	@if $(DOCKER_ENGINE); then docker pull $(DOCKER_IMAGE); else echo "No Docker engine" \
+	@if $(PY) server_ctl.py docker_engine; then docker pull $(DOCKER_IMAGE); else echo "No Docker engine" \
 	  "answers: skipped 'docker pull $(DOCKER_IMAGE)'. make serve will use" \
 	  "tensorflow_model_server or the local server."; fi
 
@@ -161,15 +164,13 @@ export: $(STAMP) ## Train MODEL and export it to MODEL_PATH/MODEL/MODEL_VERSION
 		--serving_batch_size=$(SERVING_BATCH_SIZE_SAVE) \
 		--compile_model --noshow_model $(strip $(EXPORT_FLAGS) $(VERBOSE_FLAG)) $(QUIET)
 
-# The newest version, unless MODEL_VERSION was given.
-INSPECT_VERSION = $(or $(MODEL_VERSION_GIVEN),$(shell MODEL_PATH='$(MODEL_PATH)'; MODEL='$(MODEL)'; \
-	. ./env.sh && latest_model_version))
+# server_ctl.py prints the directory of the newest version (or MODEL_VERSION's),
+# or says why there is none.
 inspect: $(STAMP) ## Show the SavedModel's signatures (newest version, or MODEL_VERSION)
-	@[ "$(INSPECT_VERSION)" != 0 ] || { echo "error: no version under $(MODEL_PATH)/$(MODEL)." \
-	  "Run 'make export' first." >&2; exit 1; }
-	@[ -d "$(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION)" ] || { echo "error: no SavedModel at" \
-	  "$(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION). Run 'make export' first, or set MODEL_VERSION." >&2; exit 1; }
-	$(VENV)/bin/saved_model_cli show --all --dir $(MODEL_PATH)/$(MODEL)/$(INSPECT_VERSION)
+	$(eval INSPECT_DIR := $(shell $(PY) server_ctl.py version_dir --model_base_path=$(MODEL_PATH)/$(MODEL) \
+		$(if $(MODEL_VERSION),--version=$(MODEL_VERSION)) $(QUIET)))
+	@[ -n "$(INSPECT_DIR)" ]
+	$(VENV)/bin/saved_model_cli show --all --dir $(INSPECT_DIR)
 	@$(PY) compat.py --norun --model_path=$(MODEL_PATH) --model=$(MODEL) $(VERSION_FLAG) $(QUIET)
 
 compat: $(STAMP) ## Run MODEL's newest version with each TF Serving release's TensorFlow

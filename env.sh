@@ -56,34 +56,12 @@ tf_serving_pinned_release() {
 : "${GRPC_PORT:=8500}"
 : "${REST_PORT:=8501}"
 
-# The highest numeric version directory under $MODEL_PATH/$MODEL (0 if none).
-# TensorFlow Serving reads "00000123" as 123, hence the base-10 arithmetic.
-latest_model_version() {
-  _latest=0
-  for _dir in "$MODEL_PATH/$MODEL"/*/; do
-    # Parameter expansion, not $(basename ...): a command substitution would
-    # drop a trailing newline, and "12<newline>" is no version.
-    _name=${_dir%/}
-    _name=${_name##*/}
-    case "$_name" in
-      '' | *[!0-9]*) continue ;;
-    esac
-    while [ -n "${_name#0}" ] && [ "${_name#0}" != "$_name" ]; do
-      _name=${_name#0} # "007" is 7 (POSIX sh has no base-10 arithmetic prefix)
-    done
-    [ "$_name" -gt "$_latest" ] && _latest=$_name
-  done
-  echo "$_latest"
-  unset _latest _dir _name
-}
-
-# MODEL_VERSION defaults to the next free version, so that each export adds a
-# version that a running model server picks up. Sourcing this file again
-# recomputes a version it chose itself, but keeps one you set.
-if [ -z "${MODEL_VERSION:-}" ] || [ "$MODEL_VERSION" = "${ENV_SH_MODEL_VERSION:-}" ]; then
-  MODEL_VERSION=$(($(latest_model_version) + 1))
-  ENV_SH_MODEL_VERSION=$MODEL_VERSION
-fi
+# The version `make export` writes. Empty: the export takes the next free
+# version when it publishes (saved_model_lib.next_version, the rule TensorFlow
+# Serving reads versions by), so that a running server picks it up and two
+# concurrent exports take two versions; `make inspect` and `make compat` look
+# at the newest. Set it to export, inspect or run that version.
+: "${MODEL_VERSION:=}"
 
 export MODEL_PATH MODEL SERVING_BATCH_SIZE_SAVE SERVING_BATCH_SIZE COUNT_IMAGES \
-  TF_SERVING_VERSION GPU DOCKER_IMAGE GRPC_PORT REST_PORT MODEL_VERSION ENV_SH_MODEL_VERSION
+  TF_SERVING_VERSION GPU DOCKER_IMAGE GRPC_PORT REST_PORT MODEL_VERSION

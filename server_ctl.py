@@ -2,6 +2,8 @@
 
     python server_ctl.py running --pid_file=F --kind_file=F --container=C
     python server_ctl.py pick    --server=auto
+    python server_ctl.py docker_engine
+    python server_ctl.py version_dir --model_base_path=DIR [--version=N]
     python server_ctl.py check   --model_name=M --model_base_path=DIR --ports=8500,8501
     python server_ctl.py wait    --model_name=M --rest_port=8501 [--pid=P] [--log=FILE]
     python server_ctl.py status  --model_name=M --rest_port=8501
@@ -11,9 +13,11 @@
     python server_ctl.py reload  --model_config_file=F --exports_path=DIR --out=F --kind_file=F
 
 The Makefile keeps the walkthrough's commands (`docker run ...`,
-`tensorflow_model_server ...`) and the files that name the server it started
-(--pid_file, --kind_file); this does the rest: is one running, which kind to
-start, is it AVAILABLE, stop it and nothing else.
+`tensorflow_model_server ...`, `saved_model_cli show ...`) and the files that
+name the server it started (--pid_file, --kind_file); this does the rest: is
+one running, which kind to start, does a Docker engine answer, which version
+directory to inspect, is it AVAILABLE, stop it and nothing else. What a
+version is comes from saved_model_lib, the rule TensorFlow Serving reads.
 
 The same for all three kinds of server (Docker, tensorflow_model_server, the
 local one): it only uses the file system and TensorFlow Serving's REST API.
@@ -47,7 +51,12 @@ _SERVER_COMMAND = re.compile(r"local_model_server\.py|tensorflow_model_server")
 STOP_GRACE_SECONDS = 10  # SIGTERM, then SIGKILL after this long.
 
 _MODEL_NAME = flags.DEFINE_string("model_name", None, "The served model's name.")
-_MODEL_BASE_PATH = flags.DEFINE_string("model_base_path", None, "check: the model's directory.")
+_MODEL_BASE_PATH = flags.DEFINE_string(
+    "model_base_path", None, "check, version_dir: the model's directory."
+)
+_VERSION = flags.DEFINE_integer(
+    "version", None, "version_dir: the version (default: the newest).", lower_bound=1
+)
 _PORTS = flags.DEFINE_list("ports", [], "check: ports that must be free.")
 _HOST = flags.DEFINE_string("host", "localhost", "Where the server listens.")
 _REST_PORT = flags.DEFINE_integer(
@@ -120,6 +129,19 @@ def _check_model() -> None:
         fail(f"{base} holds no version directory (1, 2, ...). Export one first: make export")
     newest = max(versions)
     _check_export_fits(versions[newest], str(newest))
+
+
+def print_version_dir() -> None:
+    """Prints the directory of --model_version, or of the newest version."""
+    base, version = _MODEL_BASE_PATH.value, _VERSION.value
+    import saved_model_lib  # The servers' rule of what a version is (imports TensorFlow).
+
+    try:
+        print(saved_model_lib.find_version(base, version)[1])
+    except LookupError:
+        if version:
+            fail(f"no SavedModel at {base}/{version}. Run 'make export', or set MODEL_VERSION.")
+        fail(f"no version under {base}. Run 'make export' first.")
 
 
 def _read_config():
@@ -513,6 +535,11 @@ def pick() -> None:
     print(kind, why)
 
 
+def docker_engine() -> None:
+    """Exits with 0 when a Docker engine answers, with 1 (silently) when none does."""
+    sys.exit(0 if _docker_engine() else 1)
+
+
 def _docker_engine() -> bool:
     if not shutil.which("docker"):
         return False
@@ -560,6 +587,8 @@ def _terminate(pid: int) -> None:
 COMMANDS = {
     "running": running,
     "pick": pick,
+    "docker_engine": docker_engine,
+    "version_dir": print_version_dir,
     "check": check,
     "wait": wait,
     "status": status,
@@ -577,6 +606,8 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"usage: server_ctl.py {{{'|'.join(COMMANDS)}}} [flags]")
     if argv[1] in ("running", "stop") and not (_PID_FILE.value and _KIND_FILE.value):
         raise app.UsageError(f"server_ctl.py {argv[1]} needs --pid_file and --kind_file")
+    if argv[1] == "version_dir" and not _MODEL_BASE_PATH.value:
+        raise app.UsageError("server_ctl.py version_dir needs --model_base_path")
     if argv[1] in _NEED_MODEL and not _MODEL_NAME.value:
         raise app.UsageError(f"server_ctl.py {argv[1]} needs --model_name")
     if argv[1] in ("config", "reload") and not (

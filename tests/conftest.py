@@ -1,4 +1,4 @@
-"""Shared helpers: the repository on sys.path, exports, servers."""
+"""Shared helpers: exports, scripts, servers. pyproject.toml puts the repository on sys.path."""
 
 import contextlib
 import dataclasses
@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
+import saved_model_main
+from server_ctl import LocalServer, free_port
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-import saved_model_main  # noqa: E402
-from server_ctl import LocalServer, free_port  # noqa: E402
 
 
 def export_options(model_path, **overrides) -> "saved_model_main.ExportOptions":

@@ -46,21 +46,31 @@ def make_env(*args: str, env: dict | None = None) -> dict[str, str]:
     return dict(line.split("=", 1) for line in make("env", *args, env=env).splitlines())
 
 
-def env_sh(script: str = "", env: dict | None = None) -> dict[str, str]:
-    """The variables that `make env` lists, as `. ./env.sh` sets them in bash."""
+def env_sh(script: str = "", env: dict | None = None, shell: str = "bash") -> dict[str, str]:
+    """The variables that `make env` lists, as `. ./env.sh` sets them in `shell`."""
     printer = "; ".join(f'echo "{v}=${v}"' for v in make_env())
-    result = run(["bash", "-c", f". ./env.sh; {script} {printer}"], env=env or {})
+    result = run([shell, "-c", f". ./env.sh; {script} {printer}"], env=env or {})
     assert result.returncode == 0, result.stderr
     return dict(line.split("=", 1) for line in result.stdout.splitlines())
 
 
-def test_env_sh_and_make_env_agree(tmp_path):
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_env_sh_and_make_env_agree(tmp_path, shell):
+    """env.sh is plain POSIX sh: bash and dash source it alike."""
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} is not installed")
     fresh = {"MODEL_PATH": str(tmp_path)}
-    assert env_sh(env=fresh) == make_env(env=fresh)
-    assert make_env(env=fresh)["MODEL_VERSION"] == "1"
-    (tmp_path / "mnist_flax" / "00000041").mkdir(parents=True)
-    (tmp_path / "mnist_flax" / "not-a-version").mkdir()
-    assert env_sh(env=fresh)["MODEL_VERSION"] == make_env(env=fresh)["MODEL_VERSION"] == "42"
+    assert env_sh(env=fresh, shell=shell) == make_env(env=fresh)
+    assert make_env(env=fresh)["MODEL"] == "mnist_flax"
+
+
+def test_model_version_is_empty_unless_set_so_the_export_picks_the_next(tmp_path):
+    """env.sh holds no copy of the version rule: saved_model_lib picks the next version."""
+    (tmp_path / "mnist_flax" / "41").mkdir(parents=True)
+    fresh = {"MODEL_PATH": str(tmp_path)}
+    assert env_sh(env=fresh)["MODEL_VERSION"] == make_env(env=fresh)["MODEL_VERSION"] == ""
+    assert env_sh(env={**fresh, "MODEL_VERSION": "7"})["MODEL_VERSION"] == "7"
+    assert make_env("MODEL_VERSION=7", env=fresh)["MODEL_VERSION"] == "7"
 
 
 def test_overrides_win_from_command_line_and_environment(tmp_path):
@@ -74,13 +84,6 @@ def test_overrides_win_from_command_line_and_environment(tmp_path):
         env={"MODEL": "mnist_pure_jax", "MODEL_PATH": str(tmp_path), "GRPC_PORT": "9000"}
     )
     assert sourced == from_cli
-
-
-def test_resourcing_env_sh_recomputes_its_own_version_but_keeps_yours(tmp_path):
-    script = f"mkdir -p {tmp_path}/mnist_flax/1; . ./env.sh;"
-    assert env_sh(script, env={"MODEL_PATH": str(tmp_path)})["MODEL_VERSION"] == "2"
-    mine = env_sh(f"MODEL_VERSION=7; {script}", env={"MODEL_PATH": str(tmp_path)})
-    assert mine["MODEL_VERSION"] == "7"
 
 
 def test_make_n_export_shows_the_walkthrough_command(tmp_path):
@@ -138,10 +141,8 @@ def test_make_export_passes_model_version_only_when_the_user_chose_it(tmp_path):
     assert version_flags(env=fresh) == []
     assert version_flags("MODEL_VERSION=4", env=fresh) == ["--model_version=4"]
     assert version_flags(env={**fresh, "MODEL_VERSION": "4"}) == ["--model_version=4"]
-    # Values that `source env.sh` computed are env.sh's choice, not the user's.
-    sourced = env_sh(env=fresh)
-    chosen = {**fresh, "MODEL_VERSION": sourced["MODEL_VERSION"], "ENV_SH_MODEL_VERSION": "1"}
-    assert version_flags(env=chosen) == []
+    # What `source env.sh` exports leaves the choice to the export.
+    assert version_flags(env=env_sh(env=fresh)) == []
 
 
 def test_model_version_zero_is_refused():
@@ -511,12 +512,23 @@ def wait_gone(pid: int) -> None:
     raise AssertionError(f"process {pid} still alive")
 
 
-def test_setup_pulls_the_image_only_when_docker_answers():
-    script = "\n".join(dry_run("setup", "DOCKER_IMAGE=tensorflow/serving:2.18.0"))
-    assert "if docker info >/dev/null 2>&1; then docker pull tensorflow/serving:2.18.0;" in script
-    assert "skipped 'docker pull tensorflow/serving:2.18.0'" in script
-    if not docker_engine_answers():
-        assert "No Docker engine answers: skipped" in make("setup")
+@pytest.mark.parametrize("answers", [True, False], ids=["engine", "no-engine"])
+def test_setup_pulls_the_image_only_when_docker_answers(tmp_path, answers):
+    """A `docker` on PATH that logs its calls and answers `docker info` or not."""
+    log = tmp_path / "docker.log"
+    docker = tmp_path / "bin" / "docker"
+    docker.parent.mkdir()
+    info_status = 0 if answers else 1
+    docker.write_text(f'#!/bin/sh\necho "$*" >> {log}\n[ "$1" != info ] || exit {info_status}\n')
+    docker.chmod(0o755)
+    path = f"{docker.parent}{os.pathsep}{os.environ['PATH']}"
+    output = make("setup", "DOCKER_IMAGE=tensorflow/serving:2.18.0", env={"PATH": path})
+    calls = log.read_text().splitlines()
+    if answers:
+        assert calls == ["info", "pull tensorflow/serving:2.18.0"]
+    else:
+        assert calls == ["info"]
+        assert "No Docker engine answers: skipped 'docker pull tensorflow/serving:2.18.0'" in output
 
 
 def test_setup_explains_a_missing_or_old_python_and_a_missing_venv_module(tmp_path):
@@ -701,24 +713,20 @@ def test_inspect_shows_what_the_ops_need(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "names",
+    "names, version, shown",
     [
-        pytest.param(["1", "2", "10"], id="numbers"),
-        pytest.param(["007"], id="leading-zeros"),
-        pytest.param(["12\n", "1a", ".staging-x", "-1", "٣"], id="not-versions"),
+        pytest.param(["1", "2", "10"], None, "10", id="newest"),
+        pytest.param(["1", "2", "10"], "2", "2", id="chosen"),
+        pytest.param(["007", "3"], None, "007", id="leading-zeros"),
+        pytest.param(["007"], "7", "007", id="chosen-leading-zeros"),
+        pytest.param(["2", "12\n", "1a", ".staging-x", "-1", "٣"], None, "2", id="not-versions"),
     ],
 )
-@pytest.mark.parametrize("shell", ["bash", "dash"])
-def test_env_sh_next_version_follows_saved_model_libs_rule(tmp_path, names, shell):
-    """env.sh keeps a shell copy of the version rule for people who source it; it must agree,
-    in bash and in a plain POSIX sh."""
-    if shutil.which(shell) is None:
-        pytest.skip(f"{shell} is not installed")
+def test_make_inspect_shows_the_version_saved_model_lib_finds(tmp_path, names, version, shown):
     model = tmp_path / "mnist_flax"
     for name in names:
         (model / name).mkdir(parents=True)
-    (model / "5").write_text("a file is no version")
-    env = {"MODEL_PATH": str(tmp_path), "MODEL": "mnist_flax", "MODEL_VERSION": ""}
-    result = run([shell, "-c", '. ./env.sh && printf %s "$MODEL_VERSION"'], env=env)
-    assert result.returncode == 0, result.stderr
-    assert int(result.stdout) == saved_model_lib.next_version(str(model))
+    (model / "50").write_text("a file is no version")
+    variables = [f"MODEL_PATH={tmp_path}", *([f"MODEL_VERSION={version}"] if version else [])]
+    (command,) = [c for c in dry_run("inspect", *variables) if "saved_model_cli" in c]
+    assert shlex.split(command)[-1] == f"{model}/{shown}"
