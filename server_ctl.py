@@ -132,7 +132,7 @@ def _check_model() -> None:
 
 
 def print_version_dir() -> None:
-    """Prints the directory of --model_version, or of the newest version."""
+    """Prints the directory of --version, or of the newest version."""
     base, version = _MODEL_BASE_PATH.value, _VERSION.value
     import saved_model_lib  # The servers' rule of what a version is (imports TensorFlow).
 
