@@ -123,7 +123,7 @@ help: ## List the targets and the variables
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-13s %s\n", $$1, $$2}'
 	@echo
 	@echo "Variables (make VAR=value, or export VAR=value; defaults in env.sh):"
-	@$(foreach v,$(ENV_VARS),printf '  %-24s %s\n' '$(v)' '$($(v))';)
+	@$(foreach v,$(ENV_VARS),printf '  %-24s %s\n' '$(v)' '$(or $($(v)),(empty))';)
 	@echo "Options: NUM_EPOCHS=3 MOCK_DATA=1 DATA_DIR=dir OVERWRITE=1 PLATFORMS=cpu,cuda (export)"
 	@echo "         COMPAT_VERSIONS='2.16 2.21' (compat), VERBOSE=1 (every line, a line per batch)"
 	@echo "         MODEL_CONFIG=serving/models.config BATCHING=1 MONITORING=1 (serve, reload)," \
@@ -159,7 +159,7 @@ $(STAMP): requirements.txt
 	@echo "Set up $(VENV) with the packages of requirements.txt."
 
 # ---- Export ------------------------------------------------------------------
-export: $(STAMP) ## Train MODEL and export it to MODEL_PATH/MODEL/MODEL_VERSION
+export: $(STAMP) ## Train MODEL, export it as the next version under MODEL_PATH/MODEL (or MODEL_VERSION)
 	$(PY) saved_model_main.py --model=$(MODEL) --model_path=$(MODEL_PATH) $(VERSION_FLAG) \
 		--serving_batch_size=$(SERVING_BATCH_SIZE_SAVE) \
 		--compile_model --noshow_model $(strip $(EXPORT_FLAGS) $(VERBOSE_FLAG)) $(QUIET)

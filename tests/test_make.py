@@ -73,6 +73,16 @@ def test_model_version_is_empty_unless_set_so_the_export_picks_the_next(tmp_path
     assert make_env("MODEL_VERSION=7", env=fresh)["MODEL_VERSION"] == "7"
 
 
+def test_make_help_lists_every_target_and_variable(tmp_path):
+    text = make("help", f"MODEL_PATH={tmp_path}")
+    targets = re.findall(r"^([a-z-]+):.*## ", (ROOT / "Makefile").read_text(), re.M)
+    assert len(targets) > 10
+    for target in targets:
+        assert re.search(rf"^  {target} +\S", text, re.M), target
+    for name, value in make_env(f"MODEL_PATH={tmp_path}").items():
+        assert re.search(rf"^  {name} +{re.escape(value or '(empty)')}$", text, re.M), name
+
+
 def test_overrides_win_from_command_line_and_environment(tmp_path):
     from_cli = make_env("MODEL=mnist_pure_jax", f"MODEL_PATH={tmp_path}", "GRPC_PORT=9000")
     from_env = make_env(
