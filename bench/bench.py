@@ -38,9 +38,9 @@ import saved_model_lib
 import serving_client
 from bench import load
 from bench.jax_latency import jax_latency_ms, timed
-from local_server import batching, model_config
+from local_server import batching
 from local_server.servable import Servable
-from local_server.server import prometheus_path
+from local_server.server import batching_options, prometheus_path
 from models import INPUT_SHAPE, get_model, mnist_data, train
 from server_ctl import LocalServer
 
@@ -473,9 +473,7 @@ def bench_batching(
     cpu = {k: statistics.median(r["server_cpu"] for r in v) for k, v in results.items()}
     formed = statistics.median(batch_sizes)
     # The in-process bound at the allowed batch size the formed batches were padded to.
-    allowed = batching.options_from_parameters(
-        model_config.read_text_proto(BATCHING_CONFIG, batching.BatchingParameters())
-    ).allowed_batch_sizes
+    allowed = batching_options(BATCHING_CONFIG).allowed_batch_sizes
     padded = batching.padded_size(allowed, math.ceil(formed))
     # As the local server runs it: the TF1 Session, by tensor name.
     servable = Servable(os.path.join(base, "1"), 1)

@@ -16,7 +16,12 @@ from absl import logging
 
 from local_server import grpc_service, model_config
 from local_server.api import ModelServer
-from local_server.batching import BatchingParameters, BatchScheduler, options_from_parameters
+from local_server.batching import (
+    BatchingOptions,
+    BatchingParameters,
+    BatchScheduler,
+    options_from_parameters,
+)
 from local_server.errors import ServingError, invalid
 from local_server.metrics import DEFAULT_PATH, Metrics
 from local_server.options import ServerOptions
@@ -61,12 +66,7 @@ def build(options: ServerOptions) -> tuple[ModelServer, BatchScheduler | None, s
     metrics = Metrics()
     batching = None
     if options.enable_batching:
-        params = (
-            model_config.read_text_proto(options.batching_parameters_file, BatchingParameters())
-            if options.batching_parameters_file
-            else None
-        )
-        batching = BatchScheduler(options_from_parameters(params), metrics)
+        batching = BatchScheduler(batching_options(options.batching_parameters_file), metrics)
     metrics_path = prometheus_path(options.monitoring_config_file)
     server = ModelServer(
         config,
@@ -78,6 +78,16 @@ def build(options: ServerOptions) -> tuple[ModelServer, BatchScheduler | None, s
         metrics=metrics,
     )
     return server, batching, metrics_path
+
+
+def batching_options(batching_parameters_file: str) -> BatchingOptions:
+    """What a --batching_parameters_file sets (the defaults if there is none), checked."""
+    params = (
+        model_config.read_text_proto(batching_parameters_file, BatchingParameters())
+        if batching_parameters_file
+        else None
+    )
+    return options_from_parameters(params)
 
 
 def prometheus_path(monitoring_config_file: str) -> str:
