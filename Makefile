@@ -24,14 +24,14 @@ endef
 _env_sh := $(shell $(_given) . ./env.sh && $(foreach v,$(ENV_VARS),printf '%s := %s<NL>' $(v) "$$$(v)";))
 $(eval $(subst <NL>,$(newline),$(_env_sh)))
 
-# The walkthrough's stderr goes through quiet_startup.sh, which drops the lines
+# The walkthrough's stderr goes through tools/quiet_startup.sh, which drops the lines
 # TensorFlow prints at start-up on a machine without a GPU (no errors, though
 # one looks like one). VERBOSE=1 shows every line, and the export's and the
 # request's --verbose ones.
 VERBOSE ?=
 VERBOSE_ON := $(filter 1 true yes,$(VERBOSE))
 VERBOSE_FLAG := $(if $(VERBOSE_ON),--verbose)
-QUIET = $(if $(VERBOSE_ON),,2> >(./quiet_startup.sh >&2))
+QUIET = $(if $(VERBOSE_ON),,2> >(tools/quiet_startup.sh >&2))
 
 # Options of the scripts, passed on only when set (the scripts' flags have the defaults).
 NUM_EPOCHS ?=
@@ -59,8 +59,8 @@ PYTHON3 ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
-# compat.py's default --venv_dir: one virtualenv per TensorFlow release.
-COMPAT_DIR := .compat
+# tools/compat.py's default --venv_dir: one virtualenv per TensorFlow release.
+COMPAT_DIR ?= .compat
 comma := ,
 space := $(subst ,, )
 
@@ -93,7 +93,7 @@ CONFIG_FLAGS = $(if $(MODEL_CONFIG),--model_config_file=$(2) \
 	--allow_version_labels_for_unavailable_models=true) \
 	$(if $(BATCHING_ON),--enable_batching=true --batching_parameters_file=$(1)/batching.config) \
 	$(if $(MONITORING_ON),--monitoring_config_file=$(1)/monitoring.config)
-# tensorflow_model_server's flags; local_model_server.py takes the same.
+# tensorflow_model_server's flags; the local server (python -m local_server) takes the same.
 SERVER_FLAGS = --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) $(if $(MODEL_CONFIG),,--model_name=$(MODEL) \
 	--model_base_path=$(MODEL_PATH)/$(MODEL)) --xla_cpu_compilation_enabled=true \
 	$(if $(GPU_ON),--xla_gpu_compilation_enabled=true) \
@@ -108,12 +108,12 @@ DOCKER_MOUNTS = $(if $(MODEL_CONFIG),$(MOUNT_MODELS),$(MOUNT_MODEL)) \
 	$(if $(BATCHING_ON)$(MONITORING_ON),$(MOUNT_SERVING))
 DOCKER_CONFIG_FLAGS = $(call CONFIG_FLAGS,/serving,/model_config/$(notdir $(MODEL_CONFIG)))
 MODEL_CONFIG_FLAG = $(if $(MODEL_CONFIG),--model_config_file=$(MODEL_CONFIG))
-SERVER_CTL = $(PY) server_ctl.py --model_name=$(MODEL)
+SERVER_CTL = $(PY) -m tools.server_ctl --model_name=$(MODEL)
 WAIT_AVAILABLE = $(SERVER_CTL) wait --rest_port=$(REST_PORT) --log=$(LOG_FILE) $(MODEL_CONFIG_FLAG)
-# The files that name the server `make serve` started, for server_ctl.py
+# The files that name the server `make serve` started, for tools/server_ctl.py
 # running (is one up?) and stop (stop it, and nothing else).
 RUN_FILES = --pid_file=$(PID_FILE) --kind_file=$(KIND_FILE) --container=$(CONTAINER)
-STOP_SERVER = $(PY) server_ctl.py stop $(RUN_FILES)
+STOP_SERVER = $(PY) -m tools.server_ctl stop $(RUN_FILES)
 
 .PHONY: help env setup export inspect compat serve serve-docker serve-binary serve-local serve-check \
 	reload stop status request demo bench clean distclean test stress lint manifests deploy-check deploy
@@ -141,7 +141,7 @@ env: ## Print the effective values of the variables
 
 # ---- Setup -------------------------------------------------------------------
 setup: $(STAMP) ## Create .venv with the pinned packages, pull DOCKER_IMAGE if Docker runs
-	@if $(PY) server_ctl.py docker_engine; then docker pull $(DOCKER_IMAGE); else echo "No Docker engine" \
+	@if $(PY) -m tools.server_ctl docker_engine; then docker pull $(DOCKER_IMAGE); else echo "No Docker engine" \
 	  "answers: skipped 'docker pull $(DOCKER_IMAGE)'. make serve will use" \
 	  "tensorflow_model_server or the local server."; fi
 
@@ -164,24 +164,24 @@ export: $(STAMP) ## Train MODEL, export it as the next version under MODEL_PATH/
 		--serving_batch_size=$(SERVING_BATCH_SIZE_SAVE) \
 		--compile_model --noshow_model $(strip $(EXPORT_FLAGS) $(VERBOSE_FLAG)) $(QUIET)
 
-# server_ctl.py prints the directory of the newest version (or MODEL_VERSION's),
+# tools/server_ctl.py prints the directory of the newest version (or MODEL_VERSION's),
 # or says why there is none.
 inspect: $(STAMP) ## Show the SavedModel's signatures (newest version, or MODEL_VERSION)
-	$(eval INSPECT_DIR := $(shell $(PY) server_ctl.py version_dir --model_base_path=$(MODEL_PATH)/$(MODEL) \
+	$(eval INSPECT_DIR := $(shell $(PY) -m tools.server_ctl version_dir --model_base_path=$(MODEL_PATH)/$(MODEL) \
 		$(if $(MODEL_VERSION),--version=$(MODEL_VERSION)) $(QUIET)))
 	@[ -n "$(INSPECT_DIR)" ]
 	$(VENV)/bin/saved_model_cli show --all --dir $(INSPECT_DIR)
-	@$(PY) compat.py --norun --model_path=$(MODEL_PATH) --model=$(MODEL) $(VERSION_FLAG) $(QUIET)
+	@$(PY) -m tools.compat --norun --model_path=$(MODEL_PATH) --model=$(MODEL) $(VERSION_FLAG) $(QUIET)
 
 compat: $(STAMP) ## Run MODEL's newest version with each TF Serving release's TensorFlow
-	$(PY) compat.py --model_path=$(MODEL_PATH) --model=$(MODEL) --venv_dir=$(COMPAT_DIR) $(strip $(VERSION_FLAG) \
+	$(PY) -m tools.compat --model_path=$(MODEL_PATH) --model=$(MODEL) --venv_dir=$(COMPAT_DIR) $(strip $(VERSION_FLAG) \
 		$(if $(TF_SERVING_VERSION),--tf_serving_version=$(TF_SERVING_VERSION)) \
 		$(if $(strip $(COMPAT_VERSIONS)),--versions=$(subst $(space),$(comma),$(strip $(COMPAT_VERSIONS))))) \
 		$(QUIET)
 
 # ---- Serve -------------------------------------------------------------------
 serve: $(STAMP) ## Serve MODEL on GRPC_PORT and REST_PORT (SERVER=auto|docker|binary|local)
-	@$(PY) server_ctl.py running $(RUN_FILES)
+	@$(PY) -m tools.server_ctl running $(RUN_FILES)
 	@picked=$$($(SERVER_CTL) pick --server=$(SERVER)) && read -r kind why <<< "$$picked" && \
 	  echo "Serving $(MODEL) with the $$kind server ($$why)." && $(MAKE) --no-print-directory serve-$$kind
 
@@ -189,7 +189,7 @@ serve-check:
 	@$(SERVER_CTL) check --model_base_path=$(MODEL_PATH)/$(MODEL) --ports=$(GRPC_PORT),$(REST_PORT) \
 		--serving_release='$(TF_SERVING_VERSION)' $(if $(GPU_ON),--gpu) $(MODEL_CONFIG_FLAG) $(QUIET)
 	@mkdir -p $(RUN_DIR)
-	@$(if $(MODEL_CONFIG),$(PY) server_ctl.py config $(MODEL_CONFIG_FLAG) --exports_path=$(MODEL_PATH) \
+	@$(if $(MODEL_CONFIG),$(PY) -m tools.server_ctl config $(MODEL_CONFIG_FLAG) --exports_path=$(MODEL_PATH) \
 		--out=$(HOST_MODEL_CONFIG) $(QUIET))
 
 # The walkthrough's command, detached (-d) so that make returns; `docker logs
@@ -210,14 +210,14 @@ serve-binary: serve-check
 	@$(WAIT_AVAILABLE) --pid=$$(cat $(PID_FILE)) || { $(STOP_SERVER); exit 1; }
 
 serve-local: serve-check
-	nohup $(PY) local_model_server.py $(strip $(SERVER_FLAGS)) > $(LOG_FILE) 2>&1 & echo $$! > $(PID_FILE)
+	nohup $(PY) -m local_server $(strip $(SERVER_FLAGS)) > $(LOG_FILE) 2>&1 & echo $$! > $(PID_FILE)
 	@echo local > $(KIND_FILE)
 	@$(WAIT_AVAILABLE) --pid=$$(cat $(PID_FILE)) || { $(STOP_SERVER); exit 1; }
 
 reload: $(STAMP) ## Apply an edited MODEL_CONFIG to the running server (models, versions, labels)
 	@[ -n "$(MODEL_CONFIG)" ] || { echo "error: make reload needs MODEL_CONFIG=serving/models.config" \
 	  "(the file the server was started with, edited)" >&2; exit 1; }
-	@$(PY) server_ctl.py reload $(MODEL_CONFIG_FLAG) --exports_path=$(MODEL_PATH) --out=$(HOST_MODEL_CONFIG) \
+	@$(PY) -m tools.server_ctl reload $(MODEL_CONFIG_FLAG) --exports_path=$(MODEL_PATH) --out=$(HOST_MODEL_CONFIG) \
 		--grpc_port=$(GRPC_PORT) $(RUN_FILES) $(QUIET)
 
 stop: ## Stop the model server that `make serve` started
@@ -247,11 +247,11 @@ demo: $(STAMP) ## export, serve, request over gRPC and REST, stop (MOCK_DATA=1: 
 
 # ---- Clean -------------------------------------------------------------------
 # Only what the export wrote, and what that left empty; never a running export's
-# files (server_ctl.py clean says how it tells).
+# files (tools/server_ctl.py clean says how it tells).
 clean: ## Delete the SavedModels that `make export` wrote under MODEL_PATH
 	@[ -x $(PY) ] || { echo "error: make clean needs $(VENV) to tell the exports of this" \
 	  "project from other files: make setup" >&2; exit 1; }
-	@$(PY) server_ctl.py clean --exports_path='$(if $(MODEL_PATH_EMPTY),,$(MODEL_PATH))'
+	@$(PY) -m tools.server_ctl clean --exports_path='$(if $(MODEL_PATH_EMPTY),,$(MODEL_PATH))'
 
 distclean: ## `make clean`, and delete .venv and the virtualenvs of `make compat`
 	@if [ -x $(PY) ]; then $(MAKE) --no-print-directory clean; fi

@@ -1,6 +1,6 @@
 # Defaults of the walkthrough's shell variables: the one place they are written.
 #
-#   source env.sh     # in your shell, for the by-hand commands of the README
+#   source env.sh     # in your shell, from the repository's root (it reads serving/releases.tsv)
 #
 # The Makefile reads its defaults from this file too. Every default yields to a
 # value already set, so `MODEL=mnist_pure_jax source env.sh`, `make VAR=value`
@@ -25,31 +25,28 @@
 # must then include it: make export PLATFORMS=cpu,cuda
 : "${GPU:=}"
 
-# TensorFlow Serving's Docker image for TF_SERVING_VERSION and GPU.
+# TensorFlow Serving's Docker image for TF_SERVING_VERSION and GPU: the
+# release's image in serving/releases.tsv (the releases' one table), a full
+# release number (2.19.1) as its own tag, nightly for JAX's newest format or a
+# release without an image.
 tf_serving_image() {
   case "$TF_SERVING_VERSION" in
     '') _tag=nightly ;;
-    # The newest image of each release.
-    2.16) _tag=2.16.1 ;;
-    2.17) _tag=2.17.1 ;;
-    2.18) _tag=2.18.1 ;;
-    2.19) _tag=2.19.1 ;;
-    2.20) _tag=2.20.0 ;;
-    # No 2.21 image yet: nightly runs TensorFlow's newest, which reads 2.21's format.
-    2.21) _tag=nightly ;;
-    # A full release number, 2.19.1, is its image's tag.
-    *) _tag=$TF_SERVING_VERSION ;;
+    *.*.*) _tag=$TF_SERVING_VERSION ;;
+    *) _tag=$(awk -v r="$TF_SERVING_VERSION" '$1 == r { print $4 }' serving/releases.tsv)
+       _tag=${_tag:-$TF_SERVING_VERSION} ;;
   esac
+  [ "$_tag" != - ] || _tag=nightly
   case "$GPU" in
     1 | true | yes) _tag=$_tag-gpu ;;
   esac
   echo "tensorflow/serving:$_tag"
   unset _tag
 }
-# The newest release with an image: what deploy/ pins when TF_SERVING_VERSION
-# is empty (a cluster must not run nightly).
+# The release deploy/ pins: TF_SERVING_VERSION, or the newest with an image
+# (a cluster must not run nightly).
 tf_serving_pinned_release() {
-  echo "${TF_SERVING_VERSION:-2.20}"
+  echo "${TF_SERVING_VERSION:-$(awk '!/^#/ && $4 != "-" { r = $1 } END { print r }' serving/releases.tsv)}"
 }
 : "${DOCKER_IMAGE:=$(tf_serving_image)}"
 # TensorFlow Serving's own ports: gRPC and REST.

@@ -4,7 +4,7 @@
         --prediction_service_addr=localhost:8500 --serving_batch_size=16 --count_images=128
 
 Works against TensorFlow Serving (Docker or tensorflow_model_server) and the
-project's local_model_server.py alike: it uses only their public API.
+project's local server (python -m local_server) alike: it uses only their public API.
 
 Why it is shaped this way:
 - Before sending images it reads the model's metadata, so it learns the input

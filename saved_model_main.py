@@ -8,7 +8,7 @@ Serving polls (--model_base_path=MODEL_PATH/MODEL). `make export` runs this
 command with the variables of env.sh.
 
 Why it is shaped this way:
-- The version appears atomically (saved_model_lib.staging_directory): it is
+- The version appears atomically (versions.staging_directory): it is
   written, reloaded and compared with the JAX function in a hidden staging
   directory, and renamed into place only when it passed, so a model server
   never loads a half-written or wrong version.
@@ -43,8 +43,9 @@ from absl import app, flags, logging
 
 import saved_model_lib
 from models import INPUT_SHAPE, MODELS, get_model, mnist_data, train
+from serving import releases, versions
 
-EXPORT_INFO_FILE = saved_model_lib.EXPORT_INFO_FILE
+EXPORT_INFO_FILE = versions.EXPORT_INFO_FILE
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 # How close the SavedModel must come to the JAX function, on each kind of device.
 CPU_TOLERANCES = dict(atol=1e-5, rtol=1e-5)
@@ -156,7 +157,7 @@ flags.DEFINE_string(
     _DEFAULT.tf_serving_version,
     "The oldest TensorFlow Serving release that must serve the export, such as 2.16 or "
     "2.19.1: the export writes the format that release's TensorFlow reads (see "
-    "saved_model_lib.TF_SERVING_RUNTIMES). Empty: JAX's newest format.",
+    "serving/releases.tsv). Empty: JAX's newest format.",
 )
 _VERBOSE = flags.DEFINE_boolean(
     "verbose", False, "Keep the INFO lines of TensorFlow's and JAX's own modules (make VERBOSE=1)."
@@ -197,7 +198,12 @@ def main(argv: list[str]) -> None:
     options = options_from_flags()
     try:
         path = train_and_export(options) if _GENERATE_MODEL.value else check_existing(options)
-    except (ExportError, saved_model_lib.ExportFormatError, mnist_data.DataError) as e:
+    except (
+        ExportError,
+        releases.ReleaseError,
+        saved_model_lib.ExportFormatError,
+        mnist_data.DataError,
+    ) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:
         # The clean-up has run: say so, without a traceback through TensorFlow.
@@ -210,17 +216,16 @@ def main(argv: list[str]) -> None:
 def train_and_export(options: ExportOptions) -> str:
     """Trains, converts, checks and publishes a version; returns its path."""
     model = get_model(options.model)
-    if options.tf_serving_version:
-        saved_model_lib.serving_runtime(options.tf_serving_version)  # Fails before training.
+    serving_format = _serving_format(options.tf_serving_version)  # Fails before training.
     # A features-only model answers something else than the classifier: as its
     # next version, a server of the classifier would switch to it unnoticed.
     name = model.name if options.model_classifier_layer else f"{model.name}_features"
     base_dir = os.path.join(options.model_path, name)
-    version = options.model_version or saved_model_lib.next_version(base_dir)
+    version = options.model_version or versions.next_version(base_dir)
     # Checked again when publishing; these early checks save the training time.
-    if version in saved_model_lib.versions(base_dir) and not options.overwrite:
+    if version in versions.versions(base_dir) and not options.overwrite:
         raise _version_exists(base_dir, version)
-    with _writing(base_dir), saved_model_lib.staging_directory(base_dir):
+    with _writing(base_dir), versions.staging_directory(base_dir):
         pass  # MODEL_PATH can be created and written to.
     test_data, train_data = options.load("test"), options.load("train")
     logging.info(
@@ -244,7 +249,7 @@ def train_and_export(options: ExportOptions) -> str:
         fixed_batch = batch_size
         warmup_sizes = [batch_size]
 
-    with _writing(base_dir), saved_model_lib.staging_directory(base_dir) as staging:
+    with _writing(base_dir), versions.staging_directory(base_dir) as staging:
         logging.info(
             "Converting with jax2tf and saving (platforms: %s)", ",".join(options.platforms)
         )
@@ -256,7 +261,7 @@ def train_and_export(options: ExportOptions) -> str:
             polymorphic_shapes=polymorphic_shapes,
             compile_model=options.compile_model,
             platforms=list(options.platforms),
-            tf_serving_version=options.tf_serving_version or None,
+            serving_format=serving_format,
         )
         _write_export_info(staging, model.name, result, options)
         validation_inputs = _test_batch(test_data, fixed_batch or VALIDATION_BATCH_SIZE)
@@ -286,7 +291,7 @@ def check_existing(options: ExportOptions) -> str:
     """--nogenerate_model: run MODEL_VERSION (default: the newest) on test data."""
     base_dir = os.path.join(options.model_path, options.model)
     try:
-        _, path = saved_model_lib.find_version(base_dir, options.model_version)
+        _, path = versions.find_version(base_dir, options.model_version)
     except LookupError as e:
         raise ExportError(f"{e}: export one first (make export).") from e
     serve = _serving_signature(path)
@@ -398,7 +403,7 @@ def _write_export_info(
     path: str, model_name: str, result: train.TrainResult, options: ExportOptions
 ) -> None:
     info = {
-        "exported_by": saved_model_lib.EXPORTED_BY,
+        "exported_by": versions.EXPORTED_BY,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "model": model_name,
         "classifier_layer": options.model_classifier_layer,
@@ -429,9 +434,9 @@ def _publish(staging: str, base_dir: str, version: int, options: ExportOptions) 
     explicit version is then an error, an automatic one moves on to the next.
     """
     while True:
-        replaces = saved_model_lib.version_dir(base_dir, version) is not None
+        replaces = versions.version_dir(base_dir, version) is not None
         try:
-            saved_model_lib.publish_version(staging, base_dir, version, overwrite=options.overwrite)
+            versions.publish_version(staging, base_dir, version, overwrite=options.overwrite)
             if replaces:
                 logging.warning(
                     "Replaced version %d. A model server that already serves version %d keeps "
@@ -445,7 +450,7 @@ def _publish(staging: str, base_dir: str, version: int, options: ExportOptions) 
             if options.model_version:
                 raise _version_exists(base_dir, version) from e
             logging.info("Version %d was taken meanwhile; trying the next one", version)
-            version = saved_model_lib.next_version(base_dir)
+            version = versions.next_version(base_dir)
 
 
 @contextlib.contextmanager
@@ -461,6 +466,16 @@ def _writing(base_dir: str):
         ) from e
 
 
+def _serving_format(tf_serving_version: str) -> saved_model_lib.ServingFormat | None:
+    """The format that TensorFlow Serving `tf_serving_version` reads; None: JAX's newest."""
+    if not tf_serving_version:
+        return None
+    release = releases.find(tf_serving_version)
+    return saved_model_lib.ServingFormat(
+        release.calling_convention_version, release.stablehlo_version
+    )
+
+
 def _first_line(error: Exception) -> str:
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
@@ -470,7 +485,7 @@ def _version_exists(base_dir: str, version: int) -> ExportError:
     return ExportError(
         f"version {version} of {base_dir} exists; nothing was changed. Export to the next "
         f"free version by leaving MODEL_VERSION unset (next: "
-        f"{saved_model_lib.next_version(base_dir)}), or replace it with OVERWRITE=1 "
+        f"{versions.next_version(base_dir)}), or replace it with OVERWRITE=1 "
         "(--overwrite)."
     )
 

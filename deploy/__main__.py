@@ -12,7 +12,7 @@ import sys
 from absl import app, flags
 
 from deploy import check, render
-from local_server import model_config
+from serving.status import ServingError
 
 _OUT = flags.DEFINE_string(
     "out", os.path.join(render.HERE, "out"), "The rendered folder (render replaces it)."
@@ -47,7 +47,7 @@ def run_render() -> None:
         files = render.render(
             _OUT.value, _MODEL_CONFIG.value, _SERVING_DIR.value, _IMAGE.value, _MODELS_URI.value
         )
-    except (render.RenderError, model_config.ServingError) as e:
+    except (render.RenderError, ServingError) as e:
         sys.exit(f"error: {e}")
     print(f"Rendered {len(files)} files into {_OUT.value}/rendered (image {_IMAGE.value}).")
 

@@ -26,16 +26,15 @@ import kubernetes_validate
 import yaml
 from google.protobuf import text_format
 
-import saved_model_lib
 from deploy.render import split_image
-from local_server import model_config
-from local_server.options import ServerOptions
+from serving import model_config, releases
+from serving.env import DEFAULTS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # The Kubernetes release whose schemas the objects must pass.
 KUBERNETES_VERSION = "1.32"
 XLA_FLAG = "--xla_cpu_compilation_enabled=true"
-PORTS = {"grpc": ServerOptions().port, "http": ServerOptions().rest_api_port}
+PORTS = {"grpc": int(DEFAULTS["GRPC_PORT"]), "http": int(DEFAULTS["REST_PORT"])}
 ISVC_SCHEMA = os.path.join(HERE, "schemas", "inferenceservice-v1beta1.yaml")
 
 
@@ -95,14 +94,18 @@ def _strict(schema):
 
 
 def oldest_release(tf_serving_version: str) -> str:
-    """The oldest TensorFlow Serving release that reads the export."""
+    """The oldest TensorFlow Serving release that reads the export.
+
+    An export for a release names it; JAX's newest format is read by the
+    releases of the newest calling convention, by serving/releases.tsv.
+    """
     if tf_serving_version:
-        return saved_model_lib.release_of(tf_serving_version)
-    runtimes = saved_model_lib.TF_SERVING_RUNTIMES
-    newest = max(r.calling_convention_version for r in runtimes.values())
+        return releases.release_of(tf_serving_version)
+    table = releases.RELEASES.values()
+    newest = max(r.calling_convention_version for r in table)
     return min(
-        (r for r, rt in runtimes.items() if rt.calling_convention_version == newest),
-        key=saved_model_lib.release_key,
+        (r.release for r in table if r.calling_convention_version == newest),
+        key=releases.release_key,
     )
 
 
@@ -112,7 +115,7 @@ def tag_problem(tag: str, oldest: str) -> str | None:
     if not match:
         return f"image tag {tag!r} is not pinned to a release (2.20.0): nightly and latest move"
     release = f"{match[1]}.{match[2]}"
-    if saved_model_lib.release_key(release) < saved_model_lib.release_key(oldest):
+    if releases.release_key(release) < releases.release_key(oldest):
         return (
             f"TensorFlow Serving {tag} cannot read the export, which needs {oldest} or newer "
             "(re-export with TF_SERVING_VERSION, or pin a newer image)"

@@ -24,7 +24,7 @@ import subprocess
 
 import yaml
 
-from local_server import model_config
+from serving import model_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)

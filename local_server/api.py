@@ -24,12 +24,13 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from local_server import inference, model_config
+from local_server import inference
 from local_server.batching import BatchScheduler
-from local_server.errors import ServingError, invalid
 from local_server.metrics import Metrics
 from local_server.servable import Servable
 from local_server.versions import State, VersionManager
+from serving import model_config
+from serving.status import ServingError, invalid
 
 
 class ModelServer:

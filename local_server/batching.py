@@ -22,8 +22,8 @@ import time
 import grpc
 import numpy as np
 
-from local_server.errors import ServingError, invalid
 from local_server.protos import batching_parameters_pb2
+from serving.status import ServingError, invalid
 
 BatchingParameters = batching_parameters_pb2.BatchingParameters
 # SharedBatchScheduler's defaults; the thread pool's name when --enable_batching

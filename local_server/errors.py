@@ -1,7 +1,7 @@
-"""Errors for clients: a gRPC status code and TensorFlow Serving's message.
+"""Status codes mapped to each transport, in one place.
 
-Every layer raises ServingError; each transport maps it once: gRPC aborts with
-the code, REST answers `{"error": message}` with `http_status(code)`.
+Every layer raises serving.status.ServingError; gRPC aborts with its code,
+REST answers `{"error": message}` with `http_status(code)`.
 """
 
 import grpc
@@ -28,18 +28,6 @@ _HTTP_STATUS = {
 }
 
 
-class ServingError(Exception):
-    """An error for the client, with the gRPC status code it maps to."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-def invalid(message: str) -> ServingError:
-    return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
-
 def http_status(code: grpc.StatusCode) -> int:
     return _HTTP_STATUS.get(code, 500)
 
@@ -47,8 +35,3 @@ def http_status(code: grpc.StatusCode) -> int:
 def grpc_code(tf_code: int) -> grpc.StatusCode:
     """The gRPC code of a tf.errors code (both are absl's codes, same numbers)."""
     return next((c for c in grpc.StatusCode if c.value[0] == tf_code), grpc.StatusCode.UNKNOWN)
-
-
-def first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__

@@ -8,7 +8,7 @@ from absl import logging
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
 from local_server.api import ModelServer
-from local_server.errors import ServingError, first_line
+from serving.status import ServingError, first_line
 
 
 def _method(name: str, api: str = ""):

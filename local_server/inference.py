@@ -15,8 +15,8 @@ from tensorflow_serving.apis import (
 )
 
 from local_server import tf_example
-from local_server.errors import first_line, invalid
 from local_server.servable import DEFAULT_SIGNATURE, Servable
+from serving.status import first_line, invalid
 
 
 def _fill_spec(spec: model_pb2.ModelSpec, name: str, version: int, signature_name: str) -> None:

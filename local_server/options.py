@@ -3,6 +3,8 @@
 import dataclasses
 import os
 
+from serving.env import DEFAULTS
+
 
 @dataclasses.dataclass(frozen=True)
 class ServerOptions:
@@ -16,8 +18,9 @@ class ServerOptions:
     batching_parameters_file: str = ""
     monitoring_config_file: str = ""
     host: str = "localhost"
-    port: int = 8500
-    rest_api_port: int = 8501  # 0: no REST.
+    # TensorFlow Serving's own ports, which env.sh gives as GRPC_PORT and REST_PORT.
+    port: int = int(DEFAULTS["GRPC_PORT"])
+    rest_api_port: int = int(DEFAULTS["REST_PORT"])  # 0: no REST.
     file_system_poll_wait_seconds: float = 1.0
     grpc_max_threads: int = 16
     grpc_max_message_bytes: int = 2**31 - 1  # TensorFlow Serving's default.

@@ -22,8 +22,9 @@ from tensorflow_serving.apis import (
 
 from local_server import rest_codec
 from local_server.api import ModelServer
-from local_server.errors import ServingError, http_status, invalid
+from local_server.errors import http_status
 from local_server.servable import DEFAULT_SIGNATURE
+from serving.status import ServingError, invalid
 
 # Paths under /v1/ are the API's; anything else is not found (kPathRegex).
 API_PATH = re.compile(r"/v1/.*", re.IGNORECASE | re.DOTALL)

@@ -27,7 +27,7 @@ from tensorflow.core.example import example_pb2, feature_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb2
 
-from local_server.errors import ServingError, invalid
+from serving.status import ServingError, invalid
 
 _DEBUG_STRING_BYTES = 256  # kMaxJsonDebugStringBytes
 _INT_RANGE = {

@@ -19,8 +19,9 @@ from aiohttp import web
 
 from local_server import rest_api
 from local_server.api import ModelServer
-from local_server.errors import first_line, http_status
+from local_server.errors import http_status
 from local_server.options import ServerOptions
+from serving.status import first_line
 
 _JSON = "application/json"
 

@@ -12,7 +12,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from local_server.batching import BatchScheduler
-from local_server.errors import ServingError, first_line, grpc_code, invalid
+from local_server.errors import grpc_code
+from serving.status import ServingError, first_line, invalid
 
 DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 PREDICT_METHODS = (

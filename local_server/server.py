@@ -14,7 +14,7 @@ import threading
 
 from absl import logging
 
-from local_server import grpc_service, model_config
+from local_server import grpc_service
 from local_server.api import ModelServer
 from local_server.batching import (
     BatchingOptions,
@@ -22,11 +22,12 @@ from local_server.batching import (
     BatchScheduler,
     options_from_parameters,
 )
-from local_server.errors import ServingError, invalid
 from local_server.metrics import DEFAULT_PATH, Metrics
 from local_server.options import ServerOptions
 from local_server.protos import monitoring_config_pb2
 from local_server.rest_server import RestServer
+from serving import model_config
+from serving.status import ServingError, invalid
 
 
 class StartupError(Exception):

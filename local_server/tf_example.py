@@ -19,8 +19,8 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from local_server.errors import ServingError, invalid
 from local_server.servable import DEFAULT_SIGNATURE, Servable
+from serving.status import ServingError, invalid
 
 CLASSIFY = tf.saved_model.CLASSIFY_METHOD_NAME
 REGRESS = tf.saved_model.REGRESS_METHOD_NAME

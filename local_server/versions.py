@@ -26,10 +26,10 @@ from tensorflow_serving.config.file_system_storage_path_source_pb2 import (
     FileSystemStoragePathSourceConfig,
 )
 
-import saved_model_lib
-from local_server.errors import ServingError, first_line
 from local_server.servable import Servable
 from local_server.warmup import warm_up
+from serving import versions
+from serving.status import ServingError, first_line
 
 State = get_model_status_pb2.ModelVersionStatus.State
 VersionPolicy = FileSystemStoragePathSourceConfig.ServableVersionPolicy
@@ -123,7 +123,7 @@ class VersionManager:
         """One look at the base path: load what the policy wants, unload what it no longer does."""
         with self._poll_lock:
             self._retired.clear()
-            on_disk = saved_model_lib.version_dirs(self.base_path)
+            on_disk = versions.version_dirs(self.base_path)
             for version in [v for v in self._loaded if v not in on_disk]:
                 logging.info("Version %d of %s was removed from disk", version, self.model_name)
                 self._unload(version)

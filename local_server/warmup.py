@@ -9,9 +9,9 @@ import os
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
-import saved_model_lib
 from local_server import inference
 from local_server.servable import Servable
+from serving import versions
 
 MAX_RECORDS = 1000  # TensorFlow Serving's limit.
 # PredictionLog kinds and how to replay them; TensorFlow Serving also has
@@ -29,7 +29,7 @@ def warm_up(servable: Servable) -> int:
 
     The model's own requests: the clients' batch limit does not apply.
     """
-    path = os.path.join(servable.path, saved_model_lib.WARMUP_FILE)
+    path = os.path.join(servable.path, versions.WARMUP_FILE)
     if not os.path.exists(path):
         return 0
     count = 0

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 import saved_model_main
-from server_ctl import LocalServer, free_port
+from local_server.harness import LocalServer, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -41,6 +41,11 @@ def script(name: str, *args: str) -> list[str]:
     return [sys.executable, name, *args]
 
 
+def module(name: str, *args: str) -> list[str]:
+    """The command line that runs one of the repository's modules (python -m) with this Python."""
+    return [sys.executable, "-m", name, *args]
+
+
 def export_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     """saved_model_main.py, without its saved_model_cli listing."""
     return run(script("saved_model_main.py", "--noshow_model", *args), **kwargs)
@@ -51,7 +56,7 @@ def request_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
 
 
 def compat_cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    return run(script("compat.py", *args), **kwargs)
+    return run(module("tools.compat", *args), **kwargs)
 
 
 def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:

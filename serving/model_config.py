@@ -13,7 +13,7 @@ import grpc
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
-from local_server.errors import ServingError, invalid
+from serving.status import ServingError, invalid
 
 PLATFORM = "tensorflow"
 # Where TensorFlow Serving's Docker image and this project's deploy/ mount the

@@ -1,12 +1,10 @@
-"""saved_model_lib: conversion, the format for a release, versions on disk, assets.
+"""saved_model_lib: conversion, the format for a TensorFlow Serving release, assets.
 
 Copy it with saved_model_lib.py: it needs only pytest, jax, numpy and
 tensorflow (and tensorflow-serving-api for the warmup test), no other file.
 """
 
 import contextlib
-import itertools
-import os
 import types
 
 import jax
@@ -17,7 +15,7 @@ import tensorflow as tf
 from jax._src.export import _export
 
 import saved_model_lib
-from saved_model_lib import ExportFormatError, ServingRuntime, XlaCallModuleInfo
+from saved_model_lib import ExportFormatError, ServingFormat, XlaCallModuleInfo
 
 
 def affine(params, inputs):
@@ -77,50 +75,6 @@ def test_bad_signatures_are_refused(tmp_path):
 # ---- The format for a TensorFlow Serving release ----------------------------------
 
 
-@pytest.mark.parametrize(
-    "given, release",
-    [
-        pytest.param("2.16", "2.16", id="oldest"),
-        pytest.param("2.19.1", "2.19", id="full-release-number"),
-        pytest.param(" 2.21 ", "2.21", id="spaces"),
-        pytest.param("2.20.0rc1", "2.20", id="release-candidate"),
-    ],
-)
-def test_serving_runtime_reads_the_release(given, release):
-    assert saved_model_lib.serving_runtime(given) == saved_model_lib.TF_SERVING_RUNTIMES[release]
-
-
-def test_the_table_grows_with_the_releases():
-    releases = sorted(saved_model_lib.TF_SERVING_RUNTIMES, key=saved_model_lib.release_key)
-    assert releases[0] == "2.16"
-    runtimes = [saved_model_lib.TF_SERVING_RUNTIMES[r] for r in releases]
-    for older, newer in itertools.pairwise(runtimes):
-        assert newer.calling_convention_version >= older.calling_convention_version
-        assert saved_model_lib.release_key(newer.stablehlo_version) > saved_model_lib.release_key(
-            older.stablehlo_version
-        )
-
-
-@pytest.mark.parametrize(
-    "given, message",
-    [
-        pytest.param(
-            "2.15",
-            "TensorFlow Serving 2.15 cannot run this export: its TensorFlow reads XlaCallModule "
-            "calling convention 8 at most",
-            id="older-than-2.16",
-        ),
-        pytest.param("2.6.2", "Serve with TensorFlow Serving 2.16 or newer", id="kserve-default"),
-        pytest.param("2.22", "is newer than the releases this export knows", id="unknown-newer"),
-        pytest.param("nightly", "is not a release number", id="not-a-number"),
-        pytest.param("2", "is not a release number", id="major-only"),
-    ],
-)
-def test_serving_runtime_refuses_with_advice(given, message):
-    with pytest.raises(ExportFormatError, match=message.replace(".", r"\.")):
-        saved_model_lib.serving_runtime(given)
-
-
 def test_stablehlo_producer_reads_the_bytecode_header():
     header = b"ML\xefR\rStableHLO_v1.9.1\x00\x01?\x05"
     assert saved_model_lib.stablehlo_producer(header) == "1.9.1"
@@ -131,7 +85,7 @@ def test_stablehlo_producer_reads_the_bytecode_header():
 
 
 def test_format_problems_name_each_excess():
-    runtime = ServingRuntime(9, "1.9.1")
+    runtime = ServingFormat(9, "1.9.1")
     fits = XlaCallModuleInfo(9, ("CPU",), "1.9.1")
     assert saved_model_lib.format_problems([fits], runtime) == []
     too_new = XlaCallModuleInfo(10, ("CPU",), "1.15.0")
@@ -143,14 +97,14 @@ def test_format_problems_name_each_excess():
     assert saved_model_lib.format_problems([unknown], runtime) == ["StableHLO unknown > 1.9.1"]
 
 
-def test_export_format_restores_jax_even_when_the_export_fails():
+def test_writing_format_restores_jax_even_when_the_export_fails():
 
     pick = _export.hlo.get_version_from_compatibility_requirement
     convention = jax.config.jax_export_calling_convention_version
     requirement = _export.hlo.StablehloCompatibilityRequirement.WEEK_4
     with (
         pytest.raises(RuntimeError, match="boom"),
-        saved_model_lib.export_format(ServingRuntime(9, "1.1.1")),
+        saved_model_lib.writing_format(ServingFormat(9, "1.1.1")),
     ):
         assert jax.config.jax_export_calling_convention_version == 9
         assert _export.hlo.get_version_from_compatibility_requirement(requirement) == "1.1.1"
@@ -159,84 +113,27 @@ def test_export_format_restores_jax_even_when_the_export_fails():
     assert jax.config.jax_export_calling_convention_version == convention
 
 
-def test_export_format_fails_clearly_if_jax_moved_its_private_function(monkeypatch):
+def test_writing_format_fails_clearly_if_jax_moved_its_private_function(monkeypatch):
     monkeypatch.setattr(_export, "hlo", types.SimpleNamespace())
     with (
         pytest.raises(ExportFormatError, match="no longer chooses its StableHLO version"),
-        saved_model_lib.export_format(ServingRuntime(9, "1.9.1")),
+        saved_model_lib.writing_format(ServingFormat(9, "1.9.1")),
     ):
         pass
 
 
 def test_convert_for_a_release_writes_its_format(tmp_path):
-    save(tmp_path / "m", tf_serving_version="2.19")
+    save(tmp_path / "m", serving_format=ServingFormat(9, "1.9.1"))
     modules = saved_model_lib.xla_call_modules(str(tmp_path / "m"))
     assert modules and {m.calling_convention_version for m in modules} == {9}
-    assert all(saved_model_lib.release_key(m.stablehlo_version) <= (1, 9, 1) for m in modules)
+    assert all(saved_model_lib._version_key(m.stablehlo_version) <= (1, 9, 1) for m in modules)
 
 
 def test_convert_never_claims_a_release_it_does_not_fit(tmp_path, monkeypatch):
-    # As if a JAX upgrade stopped honouring export_format.
-    monkeypatch.setattr(saved_model_lib, "export_format", lambda runtime: contextlib.nullcontext())
-    with pytest.raises(ExportFormatError, match="export_format no longer controls JAX's format"):
-        save(tmp_path / "m", tf_serving_version="2.16")
-
-
-# ---- Versions on disk -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "names, versions",
-    [
-        pytest.param(["1", "2", "10"], [1, 2, 10], id="numbers"),
-        pytest.param(["007"], [7], id="leading-zeros"),
-        pytest.param(["12\n", "1a", ".staging-x", "-1", "٣"], [], id="not-versions"),
-    ],
-)
-def test_version_dirs_read_names_as_tensorflow_serving_does(tmp_path, names, versions):
-    for name in names:
-        (tmp_path / name).mkdir()
-    (tmp_path / "5").write_text("a file is no version")
-    assert saved_model_lib.versions(str(tmp_path)) == versions
-    assert saved_model_lib.next_version(str(tmp_path)) == max(versions, default=0) + 1
-
-
-def test_find_version(tmp_path):
-    with pytest.raises(LookupError, match="no version under"):
-        saved_model_lib.find_version(str(tmp_path))
-    (tmp_path / "3").mkdir()
-    assert saved_model_lib.find_version(str(tmp_path)) == (3, str(tmp_path / "3"))
-    with pytest.raises(LookupError, match="no version 4 under"):
-        saved_model_lib.find_version(str(tmp_path), 4)
-
-
-def test_staging_and_publishing(tmp_path):
-    with saved_model_lib.staging_directory(str(tmp_path)) as staging:
-        assert os.path.basename(staging).startswith(saved_model_lib.STAGING_PREFIX)
-        open(os.path.join(staging, "new"), "w").close()
-        assert saved_model_lib.publish_version(staging, str(tmp_path), 1) == str(tmp_path / "1")
-    assert os.listdir(tmp_path) == ["1"]
-    with saved_model_lib.staging_directory(str(tmp_path)) as staging:
-        with pytest.raises(FileExistsError):
-            saved_model_lib.publish_version(staging, str(tmp_path), 1)
-        open(os.path.join(staging, "newer"), "w").close()
-        saved_model_lib.publish_version(staging, str(tmp_path), 1, overwrite=True)
-    assert os.listdir(tmp_path) == ["1"] and os.listdir(tmp_path / "1") == ["newer"]
-
-
-def test_an_interrupted_staging_leaves_nothing(tmp_path):
-    with pytest.raises(KeyboardInterrupt), saved_model_lib.staging_directory(str(tmp_path)):
-        raise KeyboardInterrupt
-    assert os.listdir(tmp_path) == []
-
-
-def test_stale_staging_dirs_are_only_those_no_export_holds(tmp_path):
-    (tmp_path / ".staging-killed").mkdir()
-    with saved_model_lib.staging_directory(str(tmp_path)) as running:
-        assert saved_model_lib.stale_staging_dirs(str(tmp_path)) == [
-            str(tmp_path / ".staging-killed")
-        ]
-        assert os.path.isdir(running)
+    # As if a JAX upgrade stopped honouring writing_format.
+    monkeypatch.setattr(saved_model_lib, "writing_format", lambda fmt: contextlib.nullcontext())
+    with pytest.raises(ExportFormatError, match="writing_format no longer controls JAX's format"):
+        save(tmp_path / "m", serving_format=ServingFormat(9, "0.17.7"))
 
 
 # ---- What travels with a version ------------------------------------------------------
@@ -266,14 +163,3 @@ def test_validation_batch_round_trip(tmp_path):
     batch = np.load(path)
     np.testing.assert_array_equal(batch["outputs"], outputs)
     assert float(batch["atol"]) == 1e-5 and float(batch["rtol"]) == 1e-6
-
-
-def test_read_export_info(tmp_path):
-    assert saved_model_lib.read_export_info(str(tmp_path)) == {}  # None written.
-    info_file = tmp_path / saved_model_lib.EXPORT_INFO_FILE
-    info_file.parent.mkdir()
-    for text in ("not json", "[1, 2]"):
-        info_file.write_text(text)
-        assert saved_model_lib.read_export_info(str(tmp_path)) == {}
-    info_file.write_text('{"exported_by": "me"}')
-    assert saved_model_lib.read_export_info(str(tmp_path)) == {"exported_by": "me"}

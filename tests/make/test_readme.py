@@ -24,8 +24,9 @@ def test_the_half_plus_two_curl_examples_answer_what_the_readme_says(tmp_path):
 
     from half_plus_two import write_tf1
 
-    from local_server import model_config, rest_api
+    from local_server import rest_api
     from local_server.api import ModelServer
+    from serving import model_config
 
     base = tmp_path / "half_plus_two"
     write_tf1(base / "123")

@@ -12,8 +12,9 @@ import json
 import pytest
 from half_plus_two import write_tf1
 
-from local_server import model_config, rest_api
+from local_server import rest_api
 from local_server.api import ModelServer
+from serving import model_config
 
 MODEL = "half_plus_two"
 LABEL = "Version_Label"

@@ -1,6 +1,6 @@
 """A local model server that speaks TensorFlow Serving's gRPC and REST API.
 
-    python local_model_server.py --port=8500 --rest_api_port=8501 \
+    python -m local_server --port=8500 --rest_api_port=8501 \
         --model_name=mnist_flax --model_base_path=/tmp/jax2tf/saved_models/mnist_flax
 
 `make serve` starts it where neither Docker nor tensorflow_model_server is
@@ -20,8 +20,7 @@ flags are tensorflow_model_server's, and it answers as TensorFlow Serving does:
 
 It runs a SavedModel in a TF1 Session by tensor name, as TensorFlow Serving
 does. It has no authentication: it binds to localhost unless --host says
-otherwise. The server itself is the local_server package; this file reads the
-flags, and only this file.
+otherwise. This file reads the flags, and only this file.
 """
 
 from absl import app, flags

@@ -10,9 +10,9 @@ from google.protobuf import text_format
 from half_plus_two import write_tf1
 from tensorflow_serving.apis import get_model_status_pb2, model_management_pb2, model_pb2
 
-from local_server import model_config
 from local_server.api import ModelServer
-from local_server.errors import ServingError
+from serving import model_config
+from serving.status import ServingError
 
 MODEL = "half_plus_two"
 OLD, NEW, BOGUS = 123, 124, 999

@@ -19,8 +19,8 @@ from local_server.batching import (
     BatchScheduler,
     options_from_parameters,
 )
-from local_server.errors import ServingError
 from local_server.metrics import Metrics
+from serving.status import ServingError
 
 
 class FakeModel:

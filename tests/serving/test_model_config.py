@@ -1,4 +1,4 @@
-"""local_server.model_config against TensorFlow Serving's server_core_test.cc and its test configs.
+"""serving.model_config against TensorFlow Serving's server_core_test.cc and its test configs.
 
 The config texts are TensorFlow Serving's own (servables/tensorflow/testdata/
 good_model_config.txt and bad_model_config.txt, with the paths filled in), and
@@ -9,8 +9,8 @@ import grpc
 import pytest
 from google.protobuf import text_format
 
-from local_server import model_config
-from local_server.errors import ServingError
+from serving import model_config
+from serving.status import ServingError
 
 # good_model_config.txt, with ${TEST_HALF_PLUS_TWO_DIR} and ${TEST_HALF_PLUS_THREE_DIR} filled.
 GOOD = """

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from conftest import export_model, free_port, local_server, request_cli, run, script
+from conftest import export_model, free_port, local_server, module, request_cli, run
 from half_plus_two import write_tf1
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -446,7 +446,7 @@ def test_server_refuses_a_busy_port(tmp_path):
     export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
     with local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax") as server:
         result = run(
-            script("local_model_server.py", f"--port={server.grpc_port}", "--rest_api_port=0",
+            module("local_server", f"--port={server.grpc_port}", "--rest_api_port=0",
                    "--model_name=x", f"--model_base_path={tmp_path}"),
             timeout=60,
         )  # fmt: skip

@@ -13,11 +13,11 @@ import sys
 
 import pytest
 from absl import flags
-from conftest import ROOT, export_cli, export_model, free_port, run, script
+from conftest import ROOT, export_cli, export_model, free_port, module, run, script
 
-import saved_model_lib
 import saved_model_main
 from local_server.options import ServerOptions
+from serving import versions
 
 
 def make(*args: str, env: dict | None = None) -> str:
@@ -32,7 +32,7 @@ def dry_run(*args: str, env: dict | None = None) -> list[str]:
 
 
 # What the walkthrough's targets append: stderr through the start-up filter.
-QUIET = " 2> >(./quiet_startup.sh >&2)"
+QUIET = " 2> >(tools/quiet_startup.sh >&2)"
 
 
 def walkthrough_args(command: str) -> list[str]:
@@ -65,7 +65,7 @@ def test_env_sh_and_make_env_agree(tmp_path, shell):
 
 
 def test_model_version_is_empty_unless_set_so_the_export_picks_the_next(tmp_path):
-    """env.sh holds no copy of the version rule: saved_model_lib picks the next version."""
+    """env.sh holds no copy of the version rule: serving.versions picks the next version."""
     (tmp_path / "mnist_flax" / "41").mkdir(parents=True)
     fresh = {"MODEL_PATH": str(tmp_path)}
     assert env_sh(env=fresh)["MODEL_VERSION"] == make_env(env=fresh)["MODEL_VERSION"] == ""
@@ -175,20 +175,20 @@ def test_python_flag_defaults_mirror_env_sh():
     assert str(server.rest_api_port) == defaults["REST_PORT"]
 
 
-def flag_defaults(name: str) -> dict[str, str]:
-    """--flag -> its default, from the script's --helpshort (scripts' flags clash in-process)."""
-    result = run(script(name, "--helpshort"))
+def flag_defaults(command: list[str]) -> dict[str, str]:
+    """--flag -> its default, from the program's --helpshort (scripts' flags clash in-process)."""
+    result = run([*command, "--helpshort"])
     return dict(re.findall(r"--(\w+):.*?\(default: '([^']*)'\)", result.stdout, re.S))
 
 
 def test_request_and_server_flag_defaults_mirror_env_sh():
     defaults = env_sh()
-    request = flag_defaults("model_server_request.py")
+    request = flag_defaults(script("model_server_request.py"))
     assert request["model_spec_name"] == defaults["MODEL"]
     assert request["serving_batch_size"] == defaults["SERVING_BATCH_SIZE"]
     assert request["count_images"] == defaults["COUNT_IMAGES"]
     assert request["prediction_service_addr"] == f"localhost:{defaults['GRPC_PORT']}"
-    server = flag_defaults("local_model_server.py")
+    server = flag_defaults(module("local_server"))
     assert server["port"] == defaults["GRPC_PORT"]
     assert server["rest_api_port"] == defaults["REST_PORT"]
 
@@ -206,7 +206,7 @@ def test_invalid_serving_batch_size_is_refused(value):
     assert result.returncode != 0 and "must be -1 (any batch size) or > 0" in result.stderr
 
 
-def fake_export(version_dir, exported_by=saved_model_lib.EXPORTED_BY) -> None:
+def fake_export(version_dir, exported_by=versions.EXPORTED_BY) -> None:
     """A version as `make export` leaves it, as far as `make clean` looks."""
     (version_dir / "assets.extra").mkdir(parents=True)
     (version_dir / "saved_model.pb").write_bytes(b"")
@@ -336,8 +336,8 @@ def test_make_n_serve_binary_and_local_print_tensorflow_model_server_flags(tmp_p
     (command,) = [line for line in lines if line.startswith(f"nohup {program}")]
     args = shlex.split(command.split(" > ")[0])[1:]
     if kind == "local":
-        assert args[1] == "local_model_server.py"
-        args = args[1:]
+        assert args[1:3] == ["-m", "local_server"]
+        args = args[2:]
     assert args[1:] == [
         f"--port={grpc_port}",
         f"--rest_api_port={rest_port}",
@@ -492,7 +492,7 @@ def test_quiet_startup_drops_only_the_harmless_start_up_lines():
         "I1125 14:37:19.14 saved_model_main.py:175] Training mnist_flax for 1 epochs",
     ]
     cuinit = "E0000 00:00:1.5 9370 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error"
-    result = run(["./quiet_startup.sh"], input="\n".join([*harmless, *real, cuinit]) + "\n")
+    result = run(["tools/quiet_startup.sh"], input="\n".join([*harmless, *real, cuinit]) + "\n")
     kept = result.stdout.splitlines()
     gpu = bool(glob.glob("/dev/nvidia[0-9]*"))
     assert kept == real + ([cuinit] if gpu else [])
@@ -593,11 +593,28 @@ def test_docker_image_follows_tf_serving_version_and_gpu(variables, image):
     assert sourced["DOCKER_IMAGE"] == image
 
 
-@pytest.mark.parametrize("release", sorted(saved_model_lib.TF_SERVING_RUNTIMES))
-def test_every_release_of_the_format_table_has_an_image(release):
-    image = make_env(f"TF_SERVING_VERSION={release}")["DOCKER_IMAGE"]
-    # env.sh's table names an image tag for it, rather than passing "2.19" through.
-    assert re.fullmatch(r"tensorflow/serving:(\d+\.\d+\.\d+|nightly)", image), image
+def test_docker_image_and_pinned_release_come_from_the_release_table(tmp_path):
+    # env.sh reads serving/releases.tsv: a changed table changes the image.
+    (tmp_path / "serving").mkdir()
+    (tmp_path / "env.sh").write_text((ROOT / "env.sh").read_text())
+    (tmp_path / "serving" / "releases.tsv").write_text(
+        "# release\tcalling_convention\tstablehlo\timage\n"
+        "2.19\t9\t1.9.1\t2.19.7\n2.20\t10\t1.12.1\t2.20.3\n2.21\t10\t1.13.7\t-\n"
+    )
+
+    def sourced(version):
+        return subprocess.run(
+            ["sh", "-c", '. ./env.sh && echo "$DOCKER_IMAGE $(tf_serving_pinned_release)"'],
+            cwd=tmp_path,
+            env={"PATH": os.environ["PATH"], "TF_SERVING_VERSION": version},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+
+    assert sourced("2.19") == ["tensorflow/serving:2.19.7", "2.19"]
+    assert sourced("2.21") == ["tensorflow/serving:nightly", "2.21"]
+    assert sourced("") == ["tensorflow/serving:nightly", "2.20"]
 
 
 def test_make_n_serve_docker_on_a_gpu(tmp_path):
@@ -627,7 +644,7 @@ def test_make_n_serve_binary_and_local_on_a_gpu(tmp_path, kind):
 
 
 def test_local_server_takes_the_gpu_flag():
-    result = run(script("local_model_server.py", "--helpshort"))
+    result = run(module("local_server", "--helpshort"))
     assert "--[no]xla_gpu_compilation_enabled" in result.stdout
 
 
@@ -640,7 +657,8 @@ def serve_check(base_path, *flags_: str):
     return run(
         [
             ".venv/bin/python",
-            "server_ctl.py",
+            "-m",
+            "tools.server_ctl",
             "check",
             "--model_name=m",
             f"--model_base_path={base_path}",
@@ -697,7 +715,7 @@ def test_make_n_compat_passes_the_variables():
         "compat", "COMPAT_VERSIONS=2.16  2.21", "TF_SERVING_VERSION=2.16", "MODEL_VERSION=3"
     )
     args = shlex.split(command)
-    assert args[:2] == [".venv/bin/python", "compat.py"]
+    assert args[:3] == [".venv/bin/python", "-m", "tools.compat"]
     for flag in (
         "--versions=2.16,2.21",
         "--tf_serving_version=2.16",
@@ -732,7 +750,7 @@ def test_inspect_shows_what_the_ops_need(tmp_path):
         pytest.param(["2", "12\n", "1a", ".staging-x", "-1", "٣"], None, "2", id="not-versions"),
     ],
 )
-def test_make_inspect_shows_the_version_saved_model_lib_finds(tmp_path, names, version, shown):
+def test_make_inspect_shows_the_version_serving_versions_finds(tmp_path, names, version, shown):
     model = tmp_path / "mnist_flax"
     for name in names:
         (model / name).mkdir(parents=True)

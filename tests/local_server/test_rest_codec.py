@@ -17,7 +17,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb2
 
 from local_server import rest_codec
-from local_server.errors import ServingError
+from serving.status import ServingError
 
 
 def infomap(**dtypes) -> dict[str, meta_graph_pb2.TensorInfo]:

@@ -15,14 +15,14 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from conftest import ROOT, export_cli, export_model, local_server, run, script
+from conftest import ROOT, export_cli, export_model, local_server, module, run, script
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-import saved_model_lib
 import saved_model_main
 from models import mnist_data
+from serving import versions
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
 GOOD = mnist_data.scale_images(mnist_data.synthetic(4, seed=9).images)
@@ -226,7 +226,7 @@ def test_server_binds_to_localhost_only(fuzz_server):
 
 def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(tmp_path):
     import serving_client
-    from server_ctl import LocalServer, free_port
+    from local_server.harness import LocalServer, free_port
 
     export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
     base = tmp_path / "mnist_pure_jax"
@@ -255,7 +255,7 @@ def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(tmp_pat
 
     # ...and a restarted server on the same port serves the same client again.
     restarted = subprocess.Popen(
-        script("local_model_server.py", f"--port={server.grpc_port}",
+        module("local_server", f"--port={server.grpc_port}",
                f"--rest_api_port={free_port()}", "--model_name=mnist_pure_jax",
                f"--model_base_path={base}"),
         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -429,7 +429,7 @@ def test_concurrent_make_exports_take_1_and_2(tmp_path):
 @pytest.mark.parametrize("explicit_version", [False, True])
 def test_a_version_taken_while_exporting(export, tmp_path, monkeypatch, explicit_version):
     """Another export publishes our version between our choice and our rename."""
-    publish, tried = saved_model_lib.publish_version, []
+    publish, tried = versions.publish_version, []
 
     def rival_publishes_first(staging, base_dir, version, **kwargs):
         if not tried:
@@ -438,7 +438,7 @@ def test_a_version_taken_while_exporting(export, tmp_path, monkeypatch, explicit
         tried.append(version)
         return publish(staging, base_dir, version, **kwargs)
 
-    monkeypatch.setattr(saved_model_lib, "publish_version", rival_publishes_first)
+    monkeypatch.setattr(versions, "publish_version", rival_publishes_first)
     if explicit_version:
         with pytest.raises(saved_model_main.ExportError, match=r"version 1 of .* exists"):
             export(model="mnist_pure_jax", num_epochs=0, model_version=1)

@@ -1,6 +1,6 @@
 """Load a SavedModel with the TensorFlow installed here and run it as TensorFlow Serving does.
 
-    python check_savedmodel.py --saved_model_dir=/tmp/jax2tf/saved_models/mnist_flax/1
+    python tools/check_savedmodel.py --saved_model_dir=/tmp/jax2tf/saved_models/mnist_flax/1
 
 TensorFlow Serving X.Y runs TensorFlow X.Y, so running this with
 `tensorflow-cpu==X.Y.*` tells whether that release can serve the model,

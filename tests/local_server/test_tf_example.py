@@ -10,7 +10,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import input_pb2
 
 from local_server import tf_example
-from local_server.errors import ServingError
+from serving.status import ServingError
 
 
 def test_context_features_merge_into_each_example_and_examples_win():

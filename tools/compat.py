@@ -1,6 +1,6 @@
 """Which TensorFlow Serving releases can serve an exported model: run it with each one's TensorFlow.
 
-    python compat.py --model_path=/tmp/jax2tf/saved_models --model=mnist_flax \
+    python -m tools.compat --model_path=/tmp/jax2tf/saved_models --model=mnist_flax \
         --versions=2.16,2.17,2.18,2.19,2.20,2.21
 
 `make compat` runs this command. It prints a Markdown table (release, loads,
@@ -33,10 +33,12 @@ import sys
 from absl import app, flags
 
 import saved_model_lib
-from saved_model_lib import release_key, release_of
+from serving import releases, versions
+from serving.releases import release_key, release_of
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKER = os.path.join(HERE, "check_savedmodel.py")
+ROOT = os.path.dirname(HERE)
 
 _MODEL_PATH = flags.DEFINE_string(
     "model_path", "/tmp/jax2tf/saved_models", "Directory of the exported models."
@@ -47,7 +49,7 @@ _MODEL_VERSION = flags.DEFINE_integer(
 )
 _VERSIONS = flags.DEFINE_list(
     "versions",
-    sorted(saved_model_lib.TF_SERVING_RUNTIMES, key=release_key),
+    list(releases.RELEASES),
     "TensorFlow Serving releases to check, each with its own TensorFlow.",
 )
 
@@ -55,7 +57,7 @@ _VERSIONS = flags.DEFINE_list(
 def _are_releases(versions: list[str]) -> bool:
     try:
         return all(release_of(v) for v in versions) and bool(versions)
-    except saved_model_lib.ExportFormatError:
+    except releases.ReleaseError:
         return False
 
 
@@ -72,7 +74,7 @@ _TF_SERVING_VERSION = flags.DEFINE_string(
     "must pass, or the exit status is 1. Default: what the export was made for.",
 )
 _VENV_DIR = flags.DEFINE_string(
-    "venv_dir", os.path.join(HERE, ".compat"), "Where the virtualenvs of the releases live."
+    "venv_dir", os.path.join(ROOT, ".compat"), "Where the virtualenvs of the releases live."
 )
 _RUN = flags.DEFINE_boolean(
     "run",
@@ -155,7 +157,7 @@ def target_release(saved_model_dir: str, given: str) -> tuple[str, str]:
     """The oldest release that must serve the model, and why that one."""
     if given:
         return release_of(given), "--tf_serving_version"
-    info = saved_model_lib.read_export_info(saved_model_dir)
+    info = versions.read_export_info(saved_model_dir)
     if info.get("tf_serving_version"):
         return release_of(info["tf_serving_version"]), "the export's TF_SERVING_VERSION"
     if info.get("tensorflow"):
@@ -186,14 +188,14 @@ def main(argv: list[str]) -> None:
     del argv
     try:
         sys.exit(run())
-    except (CompatError, saved_model_lib.ExportFormatError) as e:
+    except (CompatError, releases.ReleaseError) as e:
         sys.exit(f"error: {e}")
 
 
 def run() -> int:
     base_dir = os.path.join(_MODEL_PATH.value, _MODEL.value)
     try:
-        version, saved_model_dir = saved_model_lib.find_version(base_dir, _MODEL_VERSION.value)
+        version, saved_model_dir = versions.find_version(base_dir, _MODEL_VERSION.value)
     except LookupError as e:
         raise CompatError(f"{e}: export one first (make export).") from e
     print(f"{_MODEL.value} version {version} ({saved_model_dir}):")
@@ -238,8 +240,8 @@ def describe_format(modules: list[saved_model_lib.XlaCallModuleInfo]) -> str:
         f"platforms {','.join(m.platforms)}"
         for m, count in collections.Counter(modules).items()
     ]
-    runtimes = saved_model_lib.TF_SERVING_RUNTIMES
-    readers = [r for r in runtimes if not saved_model_lib.format_problems(modules, runtimes[r])]
+    table = releases.RELEASES
+    readers = [r for r in table if not saved_model_lib.format_problems(modules, table[r])]
     if readers:
         oldest = min(readers, key=release_key)
         lines.append(
@@ -249,7 +251,7 @@ def describe_format(modules: list[saved_model_lib.XlaCallModuleInfo]) -> str:
     else:
         lines.append(
             "  The format table promises no release up to "
-            f"{max(runtimes, key=release_key)} for it; make compat runs it to tell which can."
+            f"{releases.newest().release} for it; make compat runs it to tell which can."
         )
     return "\n".join(lines)
 

@@ -17,6 +17,7 @@ from tensorflow.python.tools import saved_model_utils
 import saved_model_lib
 import saved_model_main
 from models import INPUT_SHAPE, get_model, mnist_data
+from serving import versions
 
 
 def signature_def(path: str):
@@ -113,7 +114,7 @@ def test_cpu_and_cuda_export_runs_on_cpu(export):
 def test_versions_increment(export, tmp_path):
     paths = [export(model="mnist_pure_jax", num_epochs=0) for _ in range(3)]
     assert paths == [str(tmp_path / "mnist_pure_jax" / v) for v in ("1", "2", "3")]
-    assert saved_model_lib.versions(str(tmp_path / "mnist_pure_jax")) == [1, 2, 3]
+    assert versions.versions(str(tmp_path / "mnist_pure_jax")) == [1, 2, 3]
 
 
 def test_existing_version_is_not_overwritten(export, tmp_path):
@@ -153,7 +154,7 @@ def test_overwrite_never_leaves_the_version_missing(export, tmp_path, monkeypatc
 def test_overwrite_where_the_system_cannot_exchange(export, tmp_path, monkeypatch):
     path = export(model="mnist_pure_jax", model_version=2, num_epochs=0)
     before = snapshot(path)
-    monkeypatch.setattr(saved_model_lib, "_exchange", lambda path, other: False)
+    monkeypatch.setattr(versions, "_exchange", lambda path, other: False)
     export(model="mnist_pure_jax", model_version=2, num_epochs=0, overwrite=True)
     after = snapshot(path)
     assert after != before and "saved_model.pb" in after
@@ -245,7 +246,7 @@ def test_in_process_call_of_the_readme_gives_what_the_signature_gives(export, ba
 
 def test_saved_model_lib_and_its_test_run_copied_alone(tmp_path):
     # What a user copies into their project: the library and its test, nothing else.
-    for name in ("saved_model_lib.py", "tests/test_saved_model_lib.py"):
+    for name in ("saved_model_lib.py", "tests/core/test_saved_model_lib.py"):
         shutil.copy(ROOT / name, tmp_path)
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_saved_model_lib.py"],

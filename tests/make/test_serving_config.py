@@ -15,13 +15,13 @@ from test_make import dry_run, make, server_vars
 
 import saved_model_main
 import serving_client
-from local_server import model_config
+from serving import model_config
 
 CONFIG = ROOT / "serving" / "models.config"
 
 
 @pytest.mark.parametrize(
-    "kind, program", [("binary", "tensorflow_model_server"), ("local", "local_model_server.py")]
+    "kind, program", [("binary", "tensorflow_model_server"), ("local", "-m local_server")]
 )
 def test_config_files_reach_the_binary_and_the_local_server(tmp_path, kind, program):
     variables = server_vars(tmp_path, server=kind)
@@ -39,7 +39,7 @@ def test_config_files_reach_the_binary_and_the_local_server(tmp_path, kind, prog
         f"--monitoring_config_file={serving}/monitoring.config",
     ]
     # The host's copy of the config is written before the server starts.
-    assert any(f"server_ctl.py config --model_config_file={CONFIG}" in line for line in lines)
+    assert any(f"-m tools.server_ctl config --model_config_file={CONFIG}" in line for line in lines)
 
 
 def test_config_files_reach_the_docker_container_read_only(tmp_path):

@@ -7,11 +7,13 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, compat_cli, run, script
+from conftest import compat_cli, run, script
 
-import check_savedmodel
 import saved_model_lib
 from saved_model_lib import ExportFormatError
+from serving import releases, versions
+from serving.releases import ReleaseError
+from tools import check_savedmodel
 
 # ---- The export ------------------------------------------------------------------
 
@@ -19,12 +21,12 @@ from saved_model_lib import ExportFormatError
 @pytest.mark.parametrize("release", ["2.16", "2.19"])
 def test_export_for_a_release_writes_its_format(export, release):
     path = export(model="mnist_pure_jax", tf_serving_version=release)
-    runtime = saved_model_lib.TF_SERVING_RUNTIMES[release]
+    runtime = releases.RELEASES[release]
     modules = saved_model_lib.xla_call_modules(path)
     assert modules, "a jax2tf export holds XlaCallModule ops"
     for module in modules:
         assert module.calling_convention_version == 9
-        assert saved_model_lib.release_key(module.stablehlo_version) <= saved_model_lib.release_key(
+        assert releases.release_key(module.stablehlo_version) <= releases.release_key(
             runtime.stablehlo_version
         )
         assert module.platforms == ("CPU",)
@@ -48,7 +50,7 @@ def test_default_export_writes_jax_newest_format(export):
 
 
 def test_export_refuses_a_release_before_training(export, tmp_path):
-    with pytest.raises(ExportFormatError, match=r"Serve with TensorFlow Serving 2\.16 or newer"):
+    with pytest.raises(ReleaseError, match=r"Serve with TensorFlow Serving 2\.16 or newer"):
         export(model="mnist_pure_jax", tf_serving_version="2.15")
     assert not (tmp_path / "mnist_pure_jax").exists()
 
@@ -64,11 +66,11 @@ def test_make_export_says_why_an_old_release_cannot_serve(tmp_path):
 
 
 def test_export_never_claims_a_release_it_does_not_fit(export, tmp_path, monkeypatch):
-    # As if a JAX upgrade stopped honouring export_format: the newest format is written.
-    monkeypatch.setattr(saved_model_lib, "export_format", lambda runtime: contextlib.nullcontext())
-    with pytest.raises(ExportFormatError, match="export_format no longer controls JAX's format"):
+    # As if a JAX upgrade stopped honouring writing_format: the newest format is written.
+    monkeypatch.setattr(saved_model_lib, "writing_format", lambda fmt: contextlib.nullcontext())
+    with pytest.raises(ExportFormatError, match="writing_format no longer controls JAX's format"):
         export(model="mnist_pure_jax", num_epochs=0, tf_serving_version="2.19")
-    assert saved_model_lib.versions(str(tmp_path / "mnist_pure_jax")) == []
+    assert versions.versions(str(tmp_path / "mnist_pure_jax")) == []
 
 
 # ---- check_savedmodel.py, with this venv's TensorFlow ------------------------------
@@ -88,7 +90,6 @@ def test_validation_batch_holds_the_jax_answers(exported):
     batch = np.load(os.path.join(exported, saved_model_lib.VALIDATION_FILE))
     assert batch["inputs"].shape == (8, 28, 28, 1) and batch["outputs"].shape == (8, 10)
     assert float(batch["atol"]) == 1e-5 and float(batch["rtol"]) == 1e-5
-    assert check_savedmodel.VALIDATION_FILE == saved_model_lib.VALIDATION_FILE
 
 
 def test_check_savedmodel_loads_runs_and_matches(exported):
@@ -117,7 +118,7 @@ def test_check_savedmodel_reports_a_mismatch_and_a_missing_batch(exported, tmp_p
 
 
 def test_check_savedmodel_prints_one_json_line_and_its_exit_status(exported):
-    result = run(script("check_savedmodel.py", f"--saved_model_dir={exported}"))
+    result = run(script("tools/check_savedmodel.py", f"--saved_model_dir={exported}"))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1])["matches"] is True
 
@@ -208,11 +209,11 @@ def test_compat_norun_of_jax_newest_format_promises_nothing(export, tmp_path):
     assert "The format table promises no release up to 2.21 for it" in result.stdout
 
 
-def test_compat_venv_dir_default_is_the_makefile_one():
-    makefile = (ROOT / "Makefile").read_text()
-    assert "COMPAT_DIR := .compat\n" in makefile
-    result = compat_cli("--helpfull")
-    assert f"(default: '{ROOT / '.compat'}')" in result.stdout
+def test_make_distclean_deletes_the_virtualenvs_make_compat_makes(tmp_path):
+    compat = run(["make", "-n", "compat", f"MODEL_PATH={tmp_path}", "COMPAT_DIR=my-venvs"])
+    assert "--venv_dir=my-venvs" in compat.stdout.split()
+    distclean = run(["make", "-n", "distclean", "COMPAT_DIR=my-venvs"])
+    assert "rm -rf .venv my-venvs" in distclean.stdout.splitlines()
 
 
 def test_compat_names_the_variable_of_a_bad_release(tmp_path):

@@ -5,13 +5,13 @@ import tensorflow as tf
 from half_plus_two import write_tf1
 from tensorflow_serving.apis import prediction_log_pb2
 
-import saved_model_lib
 from local_server.servable import Servable
 from local_server.warmup import warm_up
+from serving import versions
 
 
 def write_records(version_dir, logs) -> None:
-    path = version_dir / saved_model_lib.WARMUP_FILE
+    path = version_dir / versions.WARMUP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for log in logs:

@@ -16,7 +16,7 @@ from conftest import local_server
 from half_plus_two import write_tf1
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
-from server_ctl import LocalServer
+from local_server.harness import LocalServer
 
 
 @pytest.fixture(scope="module")

@@ -1,30 +1,30 @@
 """The Makefile's bookkeeping: checks around `make serve`, `make stop`, and `make clean`.
 
-    python server_ctl.py running --pid_file=F --kind_file=F --container=C
-    python server_ctl.py pick    --server=auto
-    python server_ctl.py docker_engine
-    python server_ctl.py version_dir --model_base_path=DIR [--version=N]
-    python server_ctl.py check   --model_name=M --model_base_path=DIR --ports=8500,8501
-    python server_ctl.py wait    --model_name=M --rest_port=8501 [--pid=P] [--log=FILE]
-    python server_ctl.py status  --model_name=M --rest_port=8501
-    python server_ctl.py stop    --pid_file=F --kind_file=F --container=C
-    python server_ctl.py clean   --exports_path=DIR
-    python server_ctl.py config  --model_config_file=F --exports_path=DIR --out=F
-    python server_ctl.py reload  --model_config_file=F --exports_path=DIR --out=F --kind_file=F
+    python -m tools.server_ctl running --pid_file=F --kind_file=F --container=C
+    python -m tools.server_ctl pick    --server=auto
+    python -m tools.server_ctl docker_engine
+    python -m tools.server_ctl version_dir --model_base_path=DIR [--version=N]
+    python -m tools.server_ctl check   --model_name=M --model_base_path=DIR --ports=8500,8501
+    python -m tools.server_ctl wait    --model_name=M --rest_port=8501 [--pid=P] [--log=FILE]
+    python -m tools.server_ctl status  --model_name=M --rest_port=8501
+    python -m tools.server_ctl stop    --pid_file=F --kind_file=F --container=C
+    python -m tools.server_ctl clean   --exports_path=DIR
+    python -m tools.server_ctl config  --model_config_file=F --exports_path=DIR --out=F
+    python -m tools.server_ctl reload  --model_config_file=F --exports_path=DIR --out=F \
+        --kind_file=F
 
 The Makefile keeps the walkthrough's commands (`docker run ...`,
 `tensorflow_model_server ...`, `saved_model_cli show ...`) and the files that
 name the server it started (--pid_file, --kind_file); this does the rest: is
 one running, which kind to start, does a Docker engine answer, which version
 directory to inspect, is it AVAILABLE, stop it and nothing else. What a
-version is comes from saved_model_lib, the rule TensorFlow Serving reads.
+version is comes from serving/versions.py, the rule TensorFlow Serving reads;
+nothing here imports TensorFlow or JAX.
 
 The same for all three kinds of server (Docker, tensorflow_model_server, the
 local one): it only uses the file system and TensorFlow Serving's REST API.
 Each failure prints what is wrong and what to do, and exits with status 1.
 
-`LocalServer` runs local_model_server.py on free ports, for the tests and the
-benchmark.
 """
 
 import contextlib
@@ -43,11 +43,12 @@ import requests
 from absl import app, flags
 
 from local_server.options import ServerOptions
+from serving import model_status, releases, versions
 
 # The kinds of server `make serve` starts (its serve-KIND targets).
 SERVER_KINDS = ("docker", "binary", "local")
 # What a model server's command line holds: a pid that no longer shows it was reused.
-_SERVER_COMMAND = re.compile(r"local_model_server\.py|tensorflow_model_server")
+_SERVER_COMMAND = re.compile(r"-m local_server|tensorflow_model_server")
 STOP_GRACE_SECONDS = 10  # SIGTERM, then SIGKILL after this long.
 
 _MODEL_NAME = flags.DEFINE_string("model_name", None, "The served model's name.")
@@ -122,22 +123,20 @@ def _check_model() -> None:
     base = _MODEL_BASE_PATH.value
     if not os.path.isdir(base):
         fail(f"{base} does not exist. Export a model first: make export MODEL={_MODEL_NAME.value}")
-    import saved_model_lib  # The servers' rule of what a version is (imports TensorFlow).
 
-    versions = saved_model_lib.version_dirs(base)
-    if not versions:
+    found = versions.version_dirs(base)
+    if not found:
         fail(f"{base} holds no version directory (1, 2, ...). Export one first: make export")
-    newest = max(versions)
-    _check_export_fits(versions[newest], str(newest))
+    newest = max(found)
+    _check_export_fits(found[newest], str(newest))
 
 
 def print_version_dir() -> None:
     """Prints the directory of --version, or of the newest version."""
     base, version = _MODEL_BASE_PATH.value, _VERSION.value
-    import saved_model_lib  # The servers' rule of what a version is (imports TensorFlow).
 
     try:
-        print(saved_model_lib.find_version(base, version)[1])
+        print(versions.find_version(base, version)[1])
     except LookupError:
         if version:
             fail(f"no SavedModel at {base}/{version}. Run 'make export', or set MODEL_VERSION.")
@@ -145,8 +144,8 @@ def print_version_dir() -> None:
 
 
 def _read_config():
-    from local_server import model_config  # TensorFlow Serving's messages and checks.
-    from local_server.errors import ServingError
+    from serving import model_config  # Imports protobuf's messages: only these commands.
+    from serving.status import ServingError
 
     try:
         return model_config.read(_MODEL_CONFIG_FILE.value)
@@ -161,7 +160,7 @@ def write_config() -> None:
 
 def _write_host_copy(config):
     """`config` with its /models base paths under MODEL_PATH, written to --out; returns it."""
-    from local_server import model_config
+    from serving import model_config
 
     config = model_config.rebase(config, os.path.abspath(_EXPORTS_PATH.value))
     os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
@@ -214,9 +213,8 @@ def reload() -> None:
 
 def _check_export_fits(version_dir: str, version: str) -> None:
     """The newest version was exported for this server's device and release, as far as it says."""
-    import saved_model_lib
 
-    info = saved_model_lib.read_export_info(version_dir)
+    info = versions.read_export_info(version_dir)
     if not info:
         return  # Not exported by this project: nothing recorded to check.
     platforms = info.get("platforms") or ["cpu"]
@@ -231,10 +229,10 @@ def _check_export_fits(version_dir: str, version: str) -> None:
     try:
         newer = bool(serving) and (
             not exported
-            or saved_model_lib.release_key(saved_model_lib.release_of(exported))
-            > saved_model_lib.release_key(saved_model_lib.release_of(serving))
+            or releases.release_key(releases.release_of(exported))
+            > releases.release_key(releases.release_of(serving))
         )
-    except saved_model_lib.ExportFormatError as e:
+    except releases.ReleaseError as e:
         fail(str(e))
     if newer:
         made_for = f"TensorFlow Serving {exported}" if exported else "JAX's newest format"
@@ -249,12 +247,11 @@ def _check_export_fits(version_dir: str, version: str) -> None:
 def clean() -> None:
     """Deletes what `make export` wrote under --exports_path, and what that left empty.
 
-    Only versions whose export_info.json names saved_model_lib.EXPORTED_BY,
+    Only versions whose export_info.json names versions.EXPORTED_BY,
     and staging directories of exports that were killed: a running export
     holds a lock on its own. Directories are removed only when this emptied
     them; ones that were empty already are someone else's.
     """
-    import saved_model_lib  # Imports TensorFlow (seconds): only this command needs it.
 
     given = _EXPORTS_PATH.value or ""
     path = os.path.realpath(given) if given else ""
@@ -269,13 +266,13 @@ def clean() -> None:
         if os.path.islink(model_dir) or not os.path.isdir(model_dir):
             continue
         removed = [
-            *(v for v in saved_model_lib.version_dirs(model_dir).values() if _exported_here(v)),
-            *saved_model_lib.stale_staging_dirs(model_dir),
+            *(v for v in versions.version_dirs(model_dir).values() if _exported_here(v)),
+            *versions.stale_staging_dirs(model_dir),
         ]
         for directory in removed:
             print(f"rm -r {directory}")
             shutil.rmtree(directory)
-        for staging in sorted(pathlib.Path(model_dir).glob(saved_model_lib.STAGING_PREFIX + "*")):
+        for staging in sorted(pathlib.Path(model_dir).glob(versions.STAGING_PREFIX + "*")):
             print(f"Left {staging}: an export that is still running writes it.")
         if removed and not os.listdir(model_dir):
             print(f"rmdir {model_dir}")
@@ -288,12 +285,9 @@ def clean() -> None:
 
 def _exported_here(version_dir: str) -> bool:
     """Whether `make export` wrote this version: its record says so, and it is a SavedModel."""
-    import saved_model_lib
-
     return (
         not os.path.islink(version_dir)
-        and saved_model_lib.read_export_info(version_dir).get("exported_by")
-        == saved_model_lib.EXPORTED_BY
+        and versions.exported_here(version_dir)
         and os.path.isfile(os.path.join(version_dir, "saved_model.pb"))
     )
 
@@ -308,58 +302,31 @@ def wait() -> None:
 
 
 def _wait_for(name: str) -> None:
-    deadline = time.monotonic() + _TIMEOUT.value
-    last = "no answer yet"
-    while time.monotonic() < deadline:
-        if not _alive():
-            fail(f"the model server exited before the model became AVAILABLE.{_log_tail()}")
-        try:
-            statuses = _status(f"http://{_HOST.value}:{_REST_PORT.value}/v1/models/{name}")
-        except (requests.RequestException, ValueError) as e:
-            statuses, last = [], f"no answer ({type(e).__name__})"
-        available = [str(s["version"]) for s in statuses if s["state"] == "AVAILABLE"]
-        if available:
-            versions = ", ".join(sorted(available, key=int))
-            verb = "is" if len(available) == 1 else "are"
-            print(f"Model {name} version {versions} {verb} AVAILABLE.")
-            return
-        if statuses:
-            last = _describe(statuses)
-        time.sleep(0.5)
-    fail(
-        f"model {name} did not become AVAILABLE within {_TIMEOUT.value:g} s ({last}).{_log_tail()}"
-    )
+    url = f"http://{_HOST.value}:{_REST_PORT.value}/v1/models/{name}"
+    try:
+        available = model_status.wait_for(url, timeout=_TIMEOUT.value, alive=_alive, interval=0.5)
+    except RuntimeError:
+        fail(f"the model server exited before the model became AVAILABLE.{_log_tail()}")
+    except TimeoutError as e:
+        fail(
+            f"model {name} did not become AVAILABLE within {_TIMEOUT.value:g} s ({e}).{_log_tail()}"
+        )
+    versions = ", ".join(sorted((str(s["version"]) for s in available), key=int))
+    verb = "is" if len(available) == 1 else "are"
+    print(f"Model {name} version {versions} {verb} AVAILABLE.")
 
 
 def status() -> None:
     try:
-        statuses = _status()
+        statuses = model_status.version_states(
+            f"http://{_HOST.value}:{_REST_PORT.value}/v1/models/{_MODEL_NAME.value}"
+        )
     except requests.ConnectionError:
         fail(f"no model server answers at {_HOST.value}:{_REST_PORT.value}. Start one: make serve")
     except (requests.RequestException, ValueError) as e:
         fail(str(e))
     print(f"Model {_MODEL_NAME.value} at {_HOST.value}:{_REST_PORT.value}:")
-    print(_describe(statuses))
-
-
-def _status(url: str | None = None) -> list[dict]:
-    """The model's version statuses from the REST API at `url` (default: from the flags)."""
-    url = url or f"http://{_HOST.value}:{_REST_PORT.value}/v1/models/{_MODEL_NAME.value}"
-    response = requests.get(url, timeout=5)
-    payload = response.json()
-    if response.status_code == 404:
-        return []  # Known to the server only once it found a version.
-    if response.status_code != 200:
-        raise ValueError(f"HTTP {response.status_code}: {payload.get('error', payload)}")
-    return payload["model_version_status"]
-
-
-def _describe(statuses: list[dict]) -> str:
-    lines = []
-    for s in sorted(statuses, key=lambda s: -int(s["version"])):
-        error = s.get("status", {}).get("error_message")
-        lines.append(f"  version {s['version']}: {s['state']}" + (f" ({error})" if error else ""))
-    return "\n".join(lines) or "  no versions yet"
+    print(model_status.describe(statuses))
 
 
 def _alive() -> bool:
@@ -381,65 +348,6 @@ def _log_tail(lines: int = 20) -> str:
 
 def fail(message: str) -> None:
     sys.exit(f"error: {message}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("localhost", 0))
-        return s.getsockname()[1]
-
-
-class LocalServer:
-    """local_model_server.py in a subprocess on free ports, its output in `log_path`."""
-
-    def __init__(self, model_name: str, base_path, log_path, *extra_flags: str):
-        self.model_name, self.base_path = model_name, str(base_path)
-        self.grpc_port, self.rest_port = free_port(), free_port()
-        self.grpc_address = f"localhost:{self.grpc_port}"
-        self.rest_url = f"http://localhost:{self.rest_port}/v1/models/{model_name}"
-        self.log_path = pathlib.Path(log_path)
-        with open(self.log_path, "w") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "local_model_server.py",
-                    f"--port={self.grpc_port}",
-                    f"--rest_api_port={self.rest_port}",
-                    f"--model_name={model_name}",
-                    f"--model_base_path={self.base_path}",
-                    *extra_flags,
-                ],
-                cwd=pathlib.Path(__file__).resolve().parent,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def status(self) -> dict[str, dict]:
-        """version -> its status entry, as the REST API reports it ({} before any)."""
-        return {s["version"]: s for s in _status(self.rest_url)}
-
-    def wait_for(self, version: int, state: str = "AVAILABLE", timeout: float = 120) -> dict:
-        """Waits until `version` is in `state`; returns its status entry."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the server exited:\n{self.log()}")
-            with contextlib.suppress(requests.ConnectionError):
-                entry = self.status().get(str(version))
-                if entry and entry["state"] == state:
-                    return entry
-            time.sleep(0.05)
-        raise TimeoutError(f"version {version} not {state} within {timeout} s:\n{self.log()}")
-
-    def log(self) -> str:
-        return self.log_path.read_text()
-
-    def stop(self) -> int:
-        """SIGTERM, as `make stop` sends; returns the exit code."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=30)
-        return self.process.returncode
 
 
 # ---- The server `make serve` started ---------------------------------------------
@@ -603,21 +511,21 @@ _NEED_MODEL = ("pick", "check", "wait", "status")
 
 def main(argv: list[str]) -> None:
     if len(argv) != 2 or argv[1] not in COMMANDS:
-        raise app.UsageError(f"usage: server_ctl.py {{{'|'.join(COMMANDS)}}} [flags]")
+        raise app.UsageError(f"usage: python -m tools.server_ctl {{{'|'.join(COMMANDS)}}} [flags]")
     if argv[1] in ("running", "stop") and not (_PID_FILE.value and _KIND_FILE.value):
-        raise app.UsageError(f"server_ctl.py {argv[1]} needs --pid_file and --kind_file")
+        raise app.UsageError(f"tools.server_ctl {argv[1]} needs --pid_file and --kind_file")
     if argv[1] == "version_dir" and not _MODEL_BASE_PATH.value:
-        raise app.UsageError("server_ctl.py version_dir needs --model_base_path")
+        raise app.UsageError("tools.server_ctl version_dir needs --model_base_path")
     if argv[1] in _NEED_MODEL and not _MODEL_NAME.value:
-        raise app.UsageError(f"server_ctl.py {argv[1]} needs --model_name")
+        raise app.UsageError(f"tools.server_ctl {argv[1]} needs --model_name")
     if argv[1] in ("config", "reload") and not (
         _MODEL_CONFIG_FILE.value and _EXPORTS_PATH.value and _OUT.value
     ):
         raise app.UsageError(
-            f"server_ctl.py {argv[1]} needs --model_config_file, --exports_path and --out"
+            f"tools.server_ctl {argv[1]} needs --model_config_file, --exports_path and --out"
         )
     if argv[1] == "reload" and not (_PID_FILE.value and _KIND_FILE.value):
-        raise app.UsageError("server_ctl.py reload needs --pid_file and --kind_file")
+        raise app.UsageError("tools.server_ctl reload needs --pid_file and --kind_file")
     COMMANDS[argv[1]]()
 
 

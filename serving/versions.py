@@ -1,0 +1,188 @@
+"""A model's versions on disk, as TensorFlow Serving reads them, and how an export adds one.
+
+TensorFlow Serving polls a model's base path and serves its numeric
+subdirectories ("00000123" is version 123). A version must appear complete
+or not at all: `staging_directory` gives a hidden, non-numeric directory
+beside the versions, and `publish_version` renames it into place atomically.
+
+Standard library only, so that the Makefile's bookkeeping (`make clean`,
+`make inspect`, `make serve`'s checks) and the local server read versions
+without importing TensorFlow or JAX.
+"""
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+STAGING_PREFIX = ".staging-"
+# Where TensorFlow Serving looks for the requests that warm a version up.
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
+# The export's record of itself (saved_model_main.py writes it): `make clean`
+# deletes only the versions whose record names EXPORTED_BY.
+EXPORT_INFO_FILE = os.path.join("assets.extra", "export_info.json")
+EXPORTED_BY = "jax2tf-serving saved_model_main.py"
+
+
+def version_dirs(base_dir: str) -> dict[int, str]:
+    """version number -> its directory under `base_dir`; numeric names only."""
+    try:
+        names = os.listdir(base_dir)
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    return {
+        int(name): os.path.join(base_dir, name)
+        for name in names
+        if re.fullmatch(r"[0-9]+", name) and os.path.isdir(os.path.join(base_dir, name))
+    }
+
+
+def versions(base_dir: str) -> list[int]:
+    """The version numbers under `base_dir`, in increasing order."""
+    return sorted(version_dirs(base_dir))
+
+
+def next_version(base_dir: str) -> int:
+    """1 + the highest version under `base_dir`, 1 if there is none."""
+    return max(versions(base_dir), default=0) + 1
+
+
+def version_dir(base_dir: str, version: int) -> str | None:
+    """The directory of `version` (maybe spelled with leading zeros), or None."""
+    return version_dirs(base_dir).get(version)
+
+
+def find_version(base_dir: str, version: int | None = None) -> tuple[int, str]:
+    """`version` (default: the newest) and its directory; LookupError if there is none."""
+    version = version or max(versions(base_dir), default=0)
+    path = version_dir(base_dir, version)
+    if path is None:
+        raise LookupError(
+            f"no version {version} under {base_dir}" if version else f"no version under {base_dir}"
+        )
+    return version, path
+
+
+def read_export_info(version_dir: str) -> dict:
+    """The version's EXPORT_INFO_FILE; empty if it has none, or none that reads as a record."""
+    try:
+        with open(os.path.join(version_dir, EXPORT_INFO_FILE)) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def exported_here(version_dir: str) -> bool:
+    """Whether saved_model_main.py wrote this version (what `make clean` may delete)."""
+    return read_export_info(version_dir).get("exported_by") == EXPORTED_BY
+
+
+@contextlib.contextmanager
+def staging_directory(base_dir: str) -> Iterator[str]:
+    """A fresh directory beside the versions, removed on exit unless published.
+
+    It stays locked (flock) while in use, so that stale_staging_dirs can tell
+    it from the leftover of a killed export.
+    """
+    os.makedirs(base_dir, exist_ok=True)
+    path = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base_dir)
+    lock = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        # mkdtemp makes it private (0700); a published version must be readable
+        # by a model server running as another user, as in a container.
+        os.chmod(path, 0o755)
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        os.close(lock)  # After the removal: never an unlocked directory in use.
+
+
+def stale_staging_dirs(base_dir: str) -> list[str]:
+    """Staging directories under `base_dir` that no running export holds (killed ones)."""
+    stale = []
+    for name in sorted(os.listdir(base_dir)) if os.path.isdir(base_dir) else []:
+        path = os.path.join(base_dir, name)
+        if not name.startswith(STAGING_PREFIX) or not os.path.isdir(path):
+            continue
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # An export is writing it.
+        finally:
+            os.close(fd)
+        stale.append(path)
+    return stale
+
+
+def publish_version(
+    staging_dir: str, base_dir: str, version: int, *, overwrite: bool = False
+) -> str:
+    """Renames `staging_dir` to `base_dir/version`, atomically; returns that path.
+
+    Raises FileExistsError if the version exists, unless `overwrite`: then the
+    two directories are exchanged in one step, so that the version is never
+    missing, and the old one (now at `staging_dir`) is deleted. Where the
+    system cannot exchange (renameat2 is Linux's), the old version is moved
+    aside first, and for a moment there is none.
+    """
+    old_dir = version_dir(base_dir, version)
+    if old_dir and not overwrite:
+        raise FileExistsError(errno.EEXIST, "version exists", old_dir)
+    if old_dir:
+        if not _exchange(staging_dir, old_dir):
+            _replace_in_two_steps(staging_dir, old_dir)
+        shutil.rmtree(staging_dir, ignore_errors=True)
+        return old_dir
+    target = os.path.join(base_dir, str(version))
+    try:
+        os.rename(staging_dir, target)
+    except OSError as e:
+        # Another export took this version after the check above: rename()
+        # refuses to replace a non-empty directory.
+        if e.errno in (errno.EEXIST, errno.ENOTEMPTY):
+            raise FileExistsError(errno.EEXIST, "version exists", target) from e
+        raise
+    return target
+
+
+def _exchange(path: str, other: str) -> bool:
+    """Swaps two directories in one step; False where the system cannot."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    renameat2.argtypes = [
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_int,
+        ctypes.c_char_p,
+        ctypes.c_uint,
+    ]
+    at_fdcwd, rename_exchange = -100, 2  # From <fcntl.h> and <linux/fs.h>.
+    if renameat2(at_fdcwd, os.fsencode(path), at_fdcwd, os.fsencode(other), rename_exchange) == 0:
+        return True
+    error = ctypes.get_errno()
+    if error in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+        return False  # An old kernel, or a file system that cannot exchange.
+    raise OSError(error, os.strerror(error), other)
+
+
+def _replace_in_two_steps(staging_dir: str, old_dir: str) -> None:
+    """Moves `old_dir` aside, `staging_dir` to `old_dir` (or the old one back), deletes the old."""
+    aside = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=os.path.dirname(old_dir))
+    os.rename(old_dir, os.path.join(aside, "old"))
+    try:
+        os.rename(staging_dir, old_dir)
+    except OSError:
+        os.rename(os.path.join(aside, "old"), old_dir)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
