@@ -1,21 +1,12 @@
-"""Convert a JAX function with jax2tf and save it as a servable SavedModel.
+"""Convert a JAX function with jax2tf and save it as a SavedModel for TensorFlow Serving.
 
-Copy this file alone into your project, with tests/core/test_saved_model_lib.py:
-it depends only on jax and tensorflow (and tensorflow-serving-api for warmup).
+    saved_model_lib.convert_and_save_model(
+        predict_fn, params, "/tmp/jax2tf/saved_models/mnist_flax/1",
+        input_signatures=[tf.TensorSpec((None, 28, 28, 1), tf.float32)],
+        polymorphic_shapes="(b, ...)")
 
-- `convert_and_save_model`: jax2tf (native serialization) turns `jax_fn(params,
-  inputs)` into a tf.function. The parameters become tf.Variables rather than
-  constants baked into the graph, so the GraphDef stays small (protobufs are
-  capped at 2 GB). `compile_model` (jit_compile) is what TensorFlow Serving
-  needs to run the converted XLA ops (with --xla_cpu_compilation_enabled).
-- `serving_format`: TensorFlow Serving X.Y runs TensorFlow X.Y, which reads
-  only the XlaCallModule formats it knows, while JAX writes its newest. Given
-  a release's ServingFormat, the export writes that format and checks the
-  saved ops against it.
-- What travels with a version, in assets.extra/: `write_warmup_requests`,
-  replayed by TensorFlow Serving before the version takes traffic, so that XLA
-  compiles then; `write_validation_batch`, inputs and the JAX outputs on them,
-  to check the SavedModel later with any TensorFlow.
+Copy this file alone into your project, with tests/core/test_saved_model_lib.py: it
+depends only on jax and tensorflow (and tensorflow-serving-api for warmup requests).
 """
 
 import contextlib
@@ -82,7 +73,8 @@ def convert_and_save_model(
     Args:
       jax_fn: a JAX function of (params, inputs); both may be pytrees.
       params: the parameters, saved as (non-trainable unless with_gradient)
-        tf.Variables named after their path in the pytree.
+        tf.Variables named after their path in the pytree, not as constants in
+        the graph, whose protobuf is capped at 2 GB.
       model_dir: where to write the SavedModel.
       input_signatures: tf.TensorSpecs of `inputs`. The first becomes the
         `serving_default` signature; its name is the signature's input name.

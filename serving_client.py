@@ -1,40 +1,30 @@
-"""Clients of TensorFlow Serving's API (gRPC and REST), and a load loop over MNIST.
+"""Clients of one model on TensorFlow Serving, over gRPC or REST, and the loop that sends MNIST.
 
-The library behind model_server_request.py, the benchmark and the tests: no
-flags, so it can be imported anywhere. Both clients answer the same calls, so
-code above them does not care which API it talks to:
+    client = GrpcClient("localhost:8500", "mnist_flax", timeout=30)  # RestClient: port 8501
+    input_name = check_model(client, batch_size=16)
+    log_probabilities = client.predict(input_name, images)  # images: float32 (16, 28, 28, 1)
 
-- `signature()`: the serving signature's single input (name and shape) and
-  single output (shape), from GetModelMetadata (gRPC) or /metadata (REST).
-- `predict(input_name, images)`: the single output, as a numpy array.
-
-Every failure is a `RequestError` whose message says what to do, never a
-stack trace from grpc or requests.
+Both clients answer the same calls; every failure is a RequestError that says what to do.
+tensorflow-serving-api's messages import TensorFlow (seconds): only GrpcClient imports them.
 """
 
 import concurrent.futures
-import dataclasses
+import contextlib
 import json
 import threading
 import time
-from collections.abc import Callable
 
 import grpc
 import numpy as np
 import orjson
 import requests
-import tensorflow as tf
+from absl import logging
 from google.protobuf import json_format
-from tensorflow.core.protobuf import meta_graph_pb2
-from tensorflow_serving.apis import (
-    get_model_metadata_pb2,
-    predict_pb2,
-    prediction_service_pb2_grpc,
-)
 
-from models import MODELS, NUM_CLASSES, mnist_data
+from models import NUM_CLASSES, mnist_data, progress
 
-SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+SIGNATURE = "serving_default"  # The signature the export writes and the clients call.
+_NO_SERVER = "no model server answers {} at {} within {:g} s: start one with `make serve`."
 
 
 class RequestError(Exception):
@@ -42,285 +32,195 @@ class RequestError(Exception):
 
 
 class UnknownModelError(RequestError):
-    pass
+    """The server serves no such model (or no version under that label)."""
 
 
 class GrpcClient:
-    """Predict and GetModelMetadata through the generated gRPC stubs."""
+    """One model through the gRPC API; label: ask the version a model config's label names."""
 
     def __init__(self, address: str, model: str, timeout: float, label: str = ""):
-        self.address, self.model, self.timeout, self.label = address, model, timeout, label
-        self._channel = grpc.insecure_channel(
-            address, options=[("grpc.max_receive_message_length", -1)]
-        )
+        from tensorflow_serving.apis import model_pb2, prediction_service_pb2_grpc
+
+        self.address, self.model, self.timeout = address, model, timeout
+        self._spec = model_pb2.ModelSpec(name=model, signature_name=SIGNATURE)
+        if label:
+            self._spec.version_label = label
+        self._channel = grpc.insecure_channel(address, [("grpc.max_receive_message_length", -1)])
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def wait_ready(self, seconds: float) -> None:
         try:
             grpc.channel_ready_future(self._channel).result(timeout=seconds)
         except grpc.FutureTimeoutError:
-            raise _no_server(self.address, seconds, "gRPC") from None
+            raise RequestError(_NO_SERVER.format("gRPC", self.address, seconds)) from None
 
-    def signature(self) -> "Signature":
+    def signatures(self) -> dict:
+        """The model's SignatureDefs by name, from GetModelMetadata, in REST's JSON form."""
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
         request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-        self._fill(request.model_spec)
-        response = self._call(self._stub.GetModelMetadata, request)
-        signatures = get_model_metadata_pb2.SignatureDefMap()
-        response.metadata["signature_def"].Unpack(signatures)
-        return _signature(signatures.signature_def, self.model)
+        request.model_spec.CopyFrom(self._spec)
+        with _errors(self.address):
+            response = self._stub.GetModelMetadata(request, timeout=self.timeout)
+        packed = response.metadata["signature_def"]  # A SignatureDefMap, in a protobuf Any.
+        return json_format.MessageToDict(packed, preserving_proto_field_name=True)["signature_def"]
 
     def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
-        (output,) = self._predict(input_name, images).outputs.values()
+        """`images`, float32 (N, 28, 28, 1) in [0, 1] -> the model's output."""
+        import tensorflow as tf
+
+        request = self.predict_request(input_name, images)
+        with _errors(self.address):
+            response = self._stub.Predict(request, timeout=self.timeout)
+        (output,) = response.outputs.values()
         return tf.make_ndarray(output)
 
-    def predict_version(self, input_name: str, images: np.ndarray) -> int:
-        """Predicts, and returns the version of the model that answered."""
-        return self._predict(input_name, images).model_spec.version.value
+    def which_version_answers(self, input_name: str, images: np.ndarray) -> int:
+        """Sends a Predict of `images`; returns the version of the model that answered it."""
+        request = self.predict_request(input_name, images)
+        with _errors(self.address):
+            return self._stub.Predict(request, timeout=self.timeout).model_spec.version.value
 
-    def predict_request(self, input_name: str, images: np.ndarray) -> predict_pb2.PredictRequest:
-        request = predict_pb2.PredictRequest()
-        self._fill(request.model_spec)
-        request.model_spec.signature_name = SIGNATURE
-        request.inputs[input_name].CopyFrom(tf.make_tensor_proto(images))
-        return request
+    def predict_request(self, input_name: str, images: np.ndarray):
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
 
-    def _predict(self, input_name: str, images: np.ndarray) -> predict_pb2.PredictResponse:
-        return self._call(self._stub.Predict, self.predict_request(input_name, images))
-
-    def _fill(self, model_spec) -> None:
-        model_spec.name = self.model
-        if self.label:
-            model_spec.version_label = self.label
-
-    def _call(self, method, request):
-        try:
-            return method(request, timeout=self.timeout)
-        except grpc.RpcError as e:
-            if e.code() == grpc.StatusCode.NOT_FOUND:
-                raise UnknownModelError(e.details()) from None
-            if e.code() == grpc.StatusCode.UNAVAILABLE:
-                raise RequestError(
-                    f"the server at {self.address} is unavailable: {e.details()}"
-                ) from None
-            raise RequestError(f"{e.code().name}: {e.details()}") from None
+        inputs = {input_name: tf.make_tensor_proto(images)}
+        return predict_pb2.PredictRequest(model_spec=self._spec, inputs=inputs)
 
 
 class RestClient:
-    """Predict and metadata through TensorFlow Serving's REST API."""
+    """One model through the REST API; label: ask the version a model config's label names."""
 
     def __init__(self, address: str, model: str, timeout: float, label: str = ""):
-        self.address, self.model, self.timeout, self.label = address, model, timeout, label
+        self.address, self.model, self.timeout = address, model, timeout
         self._url = f"http://{address}/v1/models/{model}" + (f"/labels/{label}" if label else "")
-        self._local = threading.local()  # A requests.Session is not thread-safe.
+        self.predict_url = f"{self._url}:predict"
+        self._local = threading.local()  # A requests.Session per thread: one is not thread-safe.
 
     def wait_ready(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
-        while True:
-            try:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(requests.RequestException):
                 requests.get(f"http://{self.address}/", timeout=seconds)
                 return
-            except requests.ConnectionError:
-                if time.monotonic() > deadline:
-                    raise _no_server(self.address, seconds, "REST") from None
-                time.sleep(0.2)
-            except requests.Timeout:
-                raise _no_server(self.address, seconds, "REST") from None
+            time.sleep(0.2)
+        raise RequestError(_NO_SERVER.format("REST", self.address, seconds))
 
-    def signature(self) -> "Signature":
-        metadata = self._request("GET", f"{self._url}/metadata")
-        signatures = metadata["metadata"]["signature_def"]["signature_def"]
-        parsed = {
-            name: json_format.ParseDict(
-                sig, meta_graph_pb2.SignatureDef(), ignore_unknown_fields=True
-            )
-            for name, sig in signatures.items()
-        }
-        return _signature(parsed, self.model)
+    def signatures(self) -> dict:
+        """The model's SignatureDefs by name, from /metadata."""
+        with _errors(self.address):
+            response = self._session().get(f"{self._url}/metadata", timeout=self.timeout)
+            return _answer(response)["metadata"]["signature_def"]["signature_def"]
 
-    @property
-    def predict_url(self) -> str:
-        return f"{self._url}:predict"
+    def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
+        """`images`, float32 (N, 28, 28, 1) in [0, 1] -> the model's output."""
+        body = self.predict_body(images)
+        with _errors(self.address):
+            response = self._session().post(self.predict_url, body, timeout=self.timeout)
+            return np.asarray(_answer(response)["predictions"], dtype=np.float32)
 
     @staticmethod
     def predict_body(images: np.ndarray) -> bytes:
-        """The :predict request's JSON ("instances": one row per image)."""
+        """The :predict request's JSON: one row ("instances") per image, finite floats."""
+        # orjson writes each float32 as the shortest text that reads back the same, and fast.
         body = {"signature_name": SIGNATURE, "instances": np.ascontiguousarray(images)}
-        if np.isfinite(images).all():
-            # orjson writes the array itself, each float32 as the shortest text
-            # that reads back the same: json.dumps(images.tolist()) is several
-            # times slower and sends more bytes (README, Performance).
-            return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-        # orjson would write NaN and Infinity as null; json writes them as
-        # TensorFlow Serving reads them.
-        return json.dumps({**body, "instances": images.tolist()}).encode()
+        return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 
-    def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
-        predictions = self._request("POST", self.predict_url, self.predict_body(images))[
-            "predictions"
-        ]
-        # TensorFlow Serving writes each float32 output in the shortest text that
-        # reads back as the same float32 (not float64).
-        return np.asarray(predictions, dtype=np.float32)
-
-    def _request(self, method: str, url: str, data: bytes | None = None) -> dict:
-        session = getattr(self._local, "session", None) or requests.Session()
-        self._local.session = session
-        try:
-            response = session.request(
-                method,
-                url,
-                data=data,
-                headers={"Content-Type": "application/json"} if data else None,
-                timeout=self.timeout,
-            )
-        except requests.RequestException as e:
-            raise RequestError(f"the server at {self.address} did not answer: {e}") from None
-        try:
-            # json, not orjson or response.json() (simplejson when installed):
-            # an answer may hold NaN, which TF Serving writes and those refuse.
-            payload = json.loads(response.content)
-        except ValueError:
-            raise RequestError(
-                f"HTTP {response.status_code} without a JSON body from {url}"
-            ) from None
-        if response.status_code == 404:
-            raise UnknownModelError(payload.get("error", "not found"))
-        if response.status_code != 200:
-            raise RequestError(f"HTTP {response.status_code}: {payload.get('error', payload)}")
-        return payload
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
 
 
-@dataclasses.dataclass(frozen=True)
-class Signature:
-    """What the serving signature takes and answers; -1 for a dimension of any size."""
-
-    input_name: str
-    input_dims: list[int]
-    output_dims: list[int]
-
-
-def _signature(signatures, model: str) -> Signature:
-    if SIGNATURE not in signatures:
-        raise RequestError(f"model {model} has no '{SIGNATURE}' signature")
-    inputs, outputs = signatures[SIGNATURE].inputs, signatures[SIGNATURE].outputs
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise RequestError(
-            f"model {model} takes {len(inputs)} inputs and answers {len(outputs)} outputs; "
-            "this client sends one and reads one"
-        )
-    ((name, info),) = inputs.items()
-    (output,) = outputs.values()
-    return Signature(
-        name, [d.size for d in info.tensor_shape.dim], [d.size for d in output.tensor_shape.dim]
-    )
+def _answer(response: requests.Response) -> dict:
+    """A REST answer's JSON; an HTTP error as a RequestError (UnknownModelError: 404)."""
+    answer = json.loads(response.content)  # Not response.json(): simplejson refuses NaN.
+    if response.status_code != 200:
+        error = UnknownModelError if response.status_code == 404 else RequestError
+        raise error(f"HTTP {response.status_code}: {answer.get('error', answer)}")
+    return answer
 
 
-def _no_server(address: str, seconds: float, api: str) -> RequestError:
-    return RequestError(
-        f"no model server answers {api} at {address} within {seconds:g} s. Start one with "
-        "`make serve` (and check it with `make status`)."
-    )
-
-
-def make_client(use_grpc: bool, address: str, model: str, timeout: float, label: str = ""):
-    """A client of one model; label: ask the version it names (a model config's label)."""
-    return (GrpcClient if use_grpc else RestClient)(address, model, timeout, label)
-
-
-def preflight(client, batch_size: int) -> str:
-    """Checks the model exists, takes this batch size and classifies; returns its input name."""
+@contextlib.contextmanager
+def _errors(address: str):
+    """grpc's and requests' exceptions as RequestErrors (UnknownModelError: NOT_FOUND)."""
     try:
-        signature = client.signature()
+        yield
+    except grpc.RpcError as e:
+        error = UnknownModelError if e.code() == grpc.StatusCode.NOT_FOUND else RequestError
+        raise error(f"the server at {address} answered {e.code().name}: {e.details()}") from None
+    except (requests.RequestException, ValueError) as e:  # ValueError: an answer not JSON.
+        raise RequestError(f"the server at {address} did not answer: {e}") from None
+
+
+def check_model(client: GrpcClient | RestClient, batch_size: int) -> str:
+    """Checks that the model is served, takes `batch_size` and classifies; its input's name."""
+    try:
+        signature = client.signatures().get(SIGNATURE, {})
     except UnknownModelError as e:
-        served = [m for m in MODELS if m != client.model and _serves(client, m)]
-        listing = ", ".join(served) if served else f"none of {', '.join(MODELS)}"
         raise RequestError(
-            f"the server has no model '{client.model}' ({e}). It serves: {listing}. Pass the "
-            "served name (make request MODEL=...), or serve this model (make serve MODEL=...)."
+            f"the server has no model '{client.model}' ({e}). Pass the served name (make "
+            "request MODEL=...), or serve this model (make serve MODEL=...)."
         ) from None
-    dims = signature.input_dims
-    if dims and dims[0] > 0 and dims[0] != batch_size:
+    inputs, outputs = signature.get("inputs", {}), signature.get("outputs", {})
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise RequestError(f"model '{client.model}' has no '{SIGNATURE}' signature of one input")
+    input_dims, output_dims = (  # -1: any size. JSON writes int64 as a string, omits a 0.
+        [int(d.get("size", 0)) for d in tensor.get("tensor_shape", {}).get("dim", [])]
+        for tensor in (*inputs.values(), *outputs.values())
+    )
+    batch = input_dims[0] if input_dims else -1
+    if batch > 0 and batch != batch_size:
         raise RequestError(
-            f"model '{client.model}' was exported with batch size {dims[0]}, but requests "
-            f"would carry {batch_size} images. Either request with SERVING_BATCH_SIZE={dims[0]} "
-            "(--serving_batch_size), or re-export with SERVING_BATCH_SIZE_SAVE=-1 to take "
-            "any batch size (make export SERVING_BATCH_SIZE_SAVE=-1)."
+            f"model '{client.model}' was exported with batch size {batch}, but requests would "
+            f"carry {batch_size} images. Either request with SERVING_BATCH_SIZE={batch} (--serving"
+            "_batch_size), or re-export with SERVING_BATCH_SIZE_SAVE=-1 to take any batch size."
         )
-    if signature.output_dims[1:] != [NUM_CLASSES]:
+    if output_dims[1:] != [NUM_CLASSES]:
         raise RequestError(
-            f"model '{client.model}' answers shape {signature.output_dims}, not the "
-            f"log-probabilities of {NUM_CLASSES} digits ([-1, {NUM_CLASSES}]): it is no MNIST "
-            "classifier (a features-only export is served as MODEL_features). Request a "
-            "classifier (make request MODEL=...)."
+            f"model '{client.model}' answers shape {output_dims}, not the log-probabilities of "
+            f"{NUM_CLASSES} digits: it is no MNIST classifier (a features-only export is served "
+            "as MODEL_features). Request a classifier (make request MODEL=...)."
         )
-    return signature.input_name
+    return next(iter(inputs))
 
 
-def _serves(client, model: str) -> bool:
-    probe = type(client)(client.address, model, client.timeout)
-    try:
-        probe.signature()
-        return True
-    except RequestError:
-        return False
-
-
-def run(
-    client,
-    input_name: str,
-    data: mnist_data.Split,
-    batch_size: int,
-    concurrency: int,
-    log: Callable[[str], None] = print,
-    log_failure: Callable[[str], None] | None = None,
-    progress: Callable[[int, int], None] | None = None,
+def send_batches(
+    client, input_name: str, data: mnist_data.Split, batch_size: int, concurrency=1, verbose=False
 ) -> dict:
-    """Sends `data` in batches from `concurrency` workers; returns the summary.
+    """Sends `data` in batches from `concurrency` threads; returns accuracy and latency.
 
-    `log` gets a line per batch (its predictions), `log_failure` (default:
-    `log`) a line per failed batch, `progress` (done, total) after each batch.
+    A failed batch is logged and counted. verbose: a log line per batch, not a progress bar.
     """
-    log_failure = log_failure or log
-    batches = list(mnist_data.batches(data, batch_size))
-    latencies, failures = [], 0
-    correct = done = 0
 
-    def send(images: np.ndarray):
+    def send(images: np.ndarray) -> tuple[float, np.ndarray]:
         start = time.perf_counter()
         outputs = client.predict(input_name, mnist_data.scale_images(images))
         return time.perf_counter() - start, np.argmax(outputs, axis=1)
 
-    start = time.perf_counter()
+    batches = list(mnist_data.batches(data, batch_size))
+    latencies, correct, done, start = [], 0, 0, time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
         pending = [pool.submit(send, images) for images, _ in batches]
         for i, (future, (_, labels)) in enumerate(zip(pending, batches, strict=True)):
-            if progress is not None:
-                progress(i, len(batches))
             try:
                 latency, predicted = future.result()
             except RequestError as e:
-                failures += 1
-                log_failure(f"batch {i}: failed: {e}")
-                continue
-            latencies.append(latency)
-            correct += int(np.sum(predicted == labels))
-            done += len(labels)
-            log(
-                f"batch {i}: predicted {predicted.tolist()} labels {labels.tolist()}; "
-                f"running accuracy {100 * correct / done:.2f}%"
-            )
-    if progress is not None:
-        progress(len(batches), len(batches))
-    seconds = time.perf_counter() - start
-    ms = np.percentile(latencies, [50, 90, 99]) * 1000 if latencies else [float("nan")] * 3
-    return {
-        "images": done,
-        "accuracy": correct / done if done else float("nan"),
-        "requests": len(latencies),
-        "failed": failures,
-        "p50_ms": ms[0],
-        "p90_ms": ms[1],
-        "p99_ms": ms[2],
-        "images_per_s": done / seconds if seconds else float("nan"),
-        "seconds": seconds,
-    }
+                logging.warning("batch %d: failed: %s", i, e)
+            else:
+                latencies.append(latency)
+                correct, done = correct + int(np.sum(predicted == labels)), done + len(labels)
+                if verbose:
+                    logging.info(
+                        "batch %d: predicted %s labels %s; running accuracy %.2f%%",
+                        i, predicted.tolist(), labels.tolist(), 100 * correct / done,
+                    )  # fmt: skip
+            if not verbose:
+                progress.bar("requests", i + 1, len(batches))
+    ms = np.percentile(latencies, [50, 90, 99]) * 1000 if latencies else [np.nan] * 3
+    return dict(
+        images=done, requests=len(latencies), failed=len(batches) - len(latencies),
+        accuracy=correct / done if done else np.nan, p50_ms=ms[0], p90_ms=ms[1], p99_ms=ms[2],
+        images_per_s=done / (time.perf_counter() - start)
+    )  # fmt: skip

@@ -1,11 +1,11 @@
-"""The served rows' load: one request, serialized once, sent from N threads.
+"""The benchmark's load: one prepared request, serialized once, sent from N threads.
 
-The benchmark's clients run on the server's 2 cores. `make request`'s client
-builds every request from numpy (over REST, JSON and `requests` cost the
-most), and that CPU would be taken from the server being measured. Load
-tools (ghz, wrk, hey) send prepared requests for the same reason. Every
-answer is still read and checked, so a server that fails is not a fast one;
-the bench also times `serving_client` itself, in rows of their own.
+    send = load.predict_sender(serving_client.GrpcClient(address, model, 60), "inputs", images)
+    summary = load.run(send, clients=4, seconds=10)  # requests, per_s, p50_ms, p99_ms
+
+The requests come from the client's builders (GrpcClient.predict_request,
+RestClient.predict_body), so the load is what model_server_request.py sends, without
+its per-request CPU; every answer is still read and checked.
 """
 
 import http.client

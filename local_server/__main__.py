@@ -4,24 +4,11 @@
         --model_name=mnist_flax --model_base_path=/tmp/jax2tf/saved_models/mnist_flax
 
 `make serve` starts it where neither Docker nor tensorflow_model_server is
-available, so that the walkthrough runs end to end anywhere, CI included. Its
-flags are tensorflow_model_server's, and it answers as TensorFlow Serving does:
-
-- gRPC: Predict, Classify, Regress, MultiInference, GetModelMetadata and
-  GetModelStatus, on the servicers and messages of tensorflow-serving-api.
-- REST: /v1/models/NAME[/versions/N][:predict|:classify|:regress|/metadata],
-  with TensorFlow Serving's JSON formats, error messages and HTTP codes.
-- Models: one (--model_name, --model_base_path), or those of
-  --model_config_file with their version policies and labels, reloaded while
-  serving; new versions are polled, loaded and warmed up before they take
-  traffic.
-- --enable_batching (--batching_parameters_file) and --monitoring_config_file
-  (Prometheus metrics), with TensorFlow Serving's file formats and names.
-
-It runs a SavedModel in a TF1 Session by tensor name, as TensorFlow Serving
-does. It has no authentication: it binds to localhost unless --host says
-otherwise. This file reads the flags, and only this file.
+available. Its flags are tensorflow_model_server's (local_server/README.md says
+what it answers); this file reads them, and only this file.
 """
+
+import dataclasses
 
 from absl import app, flags
 
@@ -156,28 +143,9 @@ flags.DEFINE_boolean(
 
 def main(argv: list[str]) -> None:
     del argv
+    # Each flag is named after the ServerOptions field it sets.
     options = ServerOptions(
-        model_name=_MODEL_NAME.value,
-        model_base_path=_MODEL_BASE_PATH.value,
-        model_config_file=_MODEL_CONFIG_FILE.value,
-        model_config_file_poll_wait_seconds=_MODEL_CONFIG_FILE_POLL_WAIT_SECONDS.value,
-        allow_version_labels_for_unavailable_models=_ALLOW_UNAVAILABLE_LABELS.value,
-        enable_batching=_ENABLE_BATCHING.value,
-        batching_parameters_file=_BATCHING_PARAMETERS_FILE.value,
-        monitoring_config_file=_MONITORING_CONFIG_FILE.value,
-        host=_HOST.value,
-        port=_PORT.value,
-        rest_api_port=_REST_API_PORT.value,
-        file_system_poll_wait_seconds=_POLL_SECONDS.value,
-        grpc_max_threads=_GRPC_MAX_THREADS.value,
-        grpc_max_message_bytes=_GRPC_MAX_MESSAGE_BYTES.value,
-        rest_api_num_threads=_REST_API_NUM_THREADS.value,
-        rest_api_timeout_in_ms=_REST_API_TIMEOUT_IN_MS.value,
-        rest_api_enable_cors_support=_REST_API_ENABLE_CORS_SUPPORT.value,
-        rest_idle_timeout_seconds=_REST_IDLE_TIMEOUT_SECONDS.value,
-        rest_max_connections=_REST_MAX_CONNECTIONS.value,
-        rest_max_body_bytes=_REST_MAX_BODY_BYTES.value,
-        max_batch_size=_MAX_BATCH_SIZE.value,
+        **{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(ServerOptions)}
     )
     try:
         server.run(options)

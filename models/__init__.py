@@ -1,21 +1,29 @@
-"""The MNIST models, their data and their shared training loop.
+"""The MNIST models, their data and their training loop.
 
-`MODELS` is the registry: model name (the --model flag, $MODEL) -> `Model`.
-To add a model, write a module that defines `MODEL` and list it here.
+    from models import get_model, mnist_data
+    model = get_model("mnist_flax")  # Imports models/mnist_flax.py, and so JAX, only now.
+
+`MODELS` names the models (the --model flag, $MODEL); `models.<name>` defines each
+as `MODEL`. To add one, write its module and list its name here. `mnist_data` and
+the request client need no JAX: importing this package imports none.
 """
 
-from models import mnist_flax, mnist_pure_jax
-from models.base import INPUT_SHAPE, NUM_CLASSES, Model
+import importlib
+from typing import TYPE_CHECKING
 
-MODELS: dict[str, Model] = {m.name: m for m in (mnist_pure_jax.MODEL, mnist_flax.MODEL)}
+from models.mnist_data import INPUT_SHAPE, NUM_CLASSES
 
+if TYPE_CHECKING:
+    from models.base import Model
 
-def get_model(name: str) -> Model:
-    """The registered model called `name`; a ValueError lists the valid names."""
-    try:
-        return MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
+MODELS = ("mnist_pure_jax", "mnist_flax")
 
 
-__all__ = ["INPUT_SHAPE", "MODELS", "NUM_CLASSES", "Model", "get_model"]
+def get_model(name: str) -> "Model":
+    """The model called `name`; a ValueError lists the valid names."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}")
+    return importlib.import_module(f"models.{name}").MODEL
+
+
+__all__ = ["INPUT_SHAPE", "MODELS", "NUM_CLASSES", "get_model"]

@@ -1,4 +1,10 @@
-"""What every model of the registry provides, and the shapes they share."""
+"""What every model provides: the `Model` that training and export use.
+
+    model = models.get_model("mnist_flax")
+    log_probabilities = model.apply(model.init(jax.random.key(0)), images, True)
+
+The shapes they share, INPUT_SHAPE and NUM_CLASSES, are models.mnist_data's.
+"""
 
 import dataclasses
 from collections.abc import Callable
@@ -6,9 +12,7 @@ from typing import Any
 
 import jax
 
-# One MNIST image, without the batch dimension: 28x28 pixels, one channel.
-INPUT_SHAPE = (28, 28, 1)
-NUM_CLASSES = 10
+from models.mnist_data import INPUT_SHAPE, NUM_CLASSES
 
 Params = Any  # A pytree of arrays.
 
@@ -18,7 +22,7 @@ class Model:
     """A model as the training loop and the exporter see it.
 
     Attributes:
-      name: the registry key, the --model flag and the $MODEL variable.
+      name: its name in `models.MODELS`, the --model flag and the $MODEL variable.
       init: rng -> freshly initialised parameters.
       apply: (params, images, with_classifier) -> outputs. The images are
         float32 (B, 28, 28, 1) in [0, 1]. With the classifier the outputs are
@@ -29,3 +33,6 @@ class Model:
     name: str
     init: Callable[[jax.Array], Params]
     apply: Callable[..., jax.Array]
+
+
+__all__ = ["INPUT_SHAPE", "NUM_CLASSES", "Model", "Params"]

@@ -1,18 +1,12 @@
-"""MNIST from tfds, from IDX files on disk, or synthetic, all in one shape.
+"""MNIST as numpy arrays: from tfds, from IDX files on disk, or synthetic.
+
+    data = mnist_data.load("test", data_dir=None, mock=False)  # a Split
+    for images, labels in mnist_data.batches(data, 16): ...
 
 Each source gives a `Split`: uint8 images (N, 28, 28, 1) and int32 labels (N,),
-held in memory (all of MNIST is 55 MB). Training then slices batches out of a
-per-epoch permutation, and the jitted step scales the uint8 pixels to [0, 1]
-on the device: a quarter of the bytes to move, and no per-example Python or
-tf.data work in the loop.
-
-- tfds (default): the real dataset, as upstream. tfds retries a failed download
-  for minutes; `load` first checks that the download host answers, so an
-  offline machine fails in seconds with a message that says what to do.
-- IDX files (--data_dir, $DATA_DIR): the four standard MNIST files, gzipped or
-  not, for machines without internet. Fashion-MNIST's files work too.
-- synthetic (--mock_data, MOCK_DATA=1): random digits of the right shapes whose
-  label is drawn into the image, so that a model learns them; for tests.
+in memory. tfds is the default; --data_dir reads the four standard IDX files
+(offline machines); --mock_data makes learnable synthetic digits (tests).
+Needs numpy only (tfds is imported when it is the source).
 """
 
 import dataclasses
@@ -24,7 +18,9 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from models.base import INPUT_SHAPE, NUM_CLASSES
+# One MNIST image, without the batch dimension: 28x28 pixels, one channel.
+INPUT_SHAPE = (28, 28, 1)
+NUM_CLASSES = 10
 
 # The help of the scripts' --mock_data and --data_dir flags, which choose the
 # source (this module defines no flags: `load` takes the values).
@@ -165,6 +161,7 @@ def _load_tfds(split: str) -> Split:
 
     builder = tfds.builder("mnist")
     if not builder.is_prepared():
+        # tfds retries a failed download for minutes; offline, fail in seconds instead.
         _check_download_host(_TFDS_MNIST_URL)
         builder.download_and_prepare()
     data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1))

@@ -22,7 +22,7 @@ _INIT_SCALE = 0.1
 
 
 def init(rng: jax.Array) -> Params:
-    # A key per layer: upstream drew every layer, and the biases, from one key.
+    # A key per layer, so that layers start independent; biases start at zero.
     keys = jax.random.split(rng, len(_LAYER_SIZES) - 1)
     return [
         (_INIT_SCALE * jax.random.normal(key, (m, n)), jnp.zeros((n,)))

@@ -1,16 +1,20 @@
-"""A one-line progress bar for long loops (training epochs, the request loop).
+"""A one-line progress bar on a terminal, for long loops (training, the request loop).
 
-Drawn on a terminal only: logs, pipes and CI output get no carriage-return
-noise. It goes to stdout, since the Makefile filters stderr line by line
-(quiet_startup.sh), which would hold a bar back until its line ends. Where a
-line per step is wanted instead, the scripts' --verbose gives it.
+    for done in range(1, total + 1):
+        progress.bar("requests", done, total)  # The last call ends the line.
+
+Only on a terminal: logs and pipes get no carriage returns.
 """
 
 import sys
 
 
 def bar(label: str, done: int, total: int) -> None:
-    """Redraws `label [=====     ] done/total`; ends the line when done == total."""
+    """Redraws `label [=====     ] done/total`; ends the line when done == total.
+
+    It writes to stdout because the Makefile filters stderr line by line
+    (quiet_startup.sh), which would hold back a line that has not ended.
+    """
     if not sys.stdout.isatty():
         return
     width = 30

@@ -2,8 +2,9 @@
 
 TensorFlow Serving polls a model's base path and serves its numeric
 subdirectories ("00000123" is version 123). A version must appear complete
-or not at all: `staging_directory` gives a hidden, non-numeric directory
-beside the versions, and `publish_version` renames it into place atomically.
+or not at all: an export writes it in a `staging_directory` beside the
+versions, then `publish` renames it into place atomically, as the version
+asked for or the next free one.
 
 Standard library only, so that the Makefile's bookkeeping (`make clean`,
 `make inspect`, `make serve`'s checks) and the local server read versions
@@ -12,9 +13,11 @@ without importing TensorFlow or JAX.
 
 import contextlib
 import ctypes
+import datetime
 import errno
 import fcntl
 import json
+import logging
 import os
 import re
 import shutil
@@ -28,6 +31,12 @@ WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 # deletes only the versions whose record names EXPORTED_BY.
 EXPORT_INFO_FILE = os.path.join("assets.extra", "export_info.json")
 EXPORTED_BY = "jax2tf-serving saved_model_main.py"
+
+_log = logging.getLogger(__name__)
+
+
+class VersionExistsError(FileExistsError):
+    """The version asked for exists and may not be replaced; the message says what to do."""
 
 
 def version_dirs(base_dir: str) -> dict[int, str]:
@@ -82,6 +91,16 @@ def read_export_info(version_dir: str) -> dict:
 def exported_here(version_dir: str) -> bool:
     """Whether saved_model_main.py wrote this version (what `make clean` may delete)."""
     return read_export_info(version_dir).get("exported_by") == EXPORTED_BY
+
+
+def write_export_info(version_dir: str, info: dict) -> str:
+    """Writes EXPORT_INFO_FILE: EXPORTED_BY, the time, then `info`; returns its path."""
+    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    path = os.path.join(version_dir, EXPORT_INFO_FILE)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"exported_by": EXPORTED_BY, "created": created, **info}, f, indent=2)
+    return path
 
 
 @contextlib.contextmanager
@@ -152,6 +171,56 @@ def publish_version(
             raise FileExistsError(errno.EEXIST, "version exists", target) from e
         raise
     return target
+
+
+def check_can_publish(base_dir: str, version: int | None, *, overwrite: bool = False) -> None:
+    """Checks, before the work, that a version can be published under `base_dir`.
+
+    Raises VersionExistsError if `version` exists (unless `overwrite`), or OSError if no
+    staging directory can be made there. `version` None stands for the next free one.
+    """
+    if version in versions(base_dir) and not overwrite:
+        raise _version_exists(base_dir, version)
+    with staging_directory(base_dir):
+        pass
+
+
+def publish(
+    staging_dir: str, base_dir: str, version: int | None, *, overwrite: bool = False
+) -> int:
+    """Publishes `staging_dir` as `version`, None: the next free version; returns the number.
+
+    If another export takes the next free version first, the one after it is taken. An
+    explicit version that exists raises VersionExistsError, unless `overwrite`: replacing
+    it logs a warning, because TensorFlow Serving never reloads a version it serves.
+    """
+    while True:
+        number = version or next_version(base_dir)
+        replaces = version_dir(base_dir, number) is not None
+        try:
+            publish_version(staging_dir, base_dir, number, overwrite=overwrite)
+        except FileExistsError as e:
+            if version:
+                raise _version_exists(base_dir, version) from e
+            _log.info("Version %d was taken meanwhile; trying the next one", number)
+            continue
+        if replaces:
+            _log.warning(
+                "Replaced version %d. A model server that already serves version %d keeps its "
+                "old weights: TensorFlow Serving never reloads a version it serves. Restart "
+                "the server, or export a new version instead (no MODEL_VERSION).",
+                number,
+                number,
+            )
+        return number
+
+
+def _version_exists(base_dir: str, version: int) -> VersionExistsError:
+    return VersionExistsError(
+        f"version {version} of {base_dir} exists; nothing was changed. Export to the next free "
+        f"version by leaving MODEL_VERSION unset (next: {next_version(base_dir)}), or replace "
+        "it with OVERWRITE=1 (--overwrite)."
+    )
 
 
 def _exchange(path: str, other: str) -> bool:

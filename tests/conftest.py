@@ -36,6 +36,25 @@ def export(tmp_path):
     return lambda **overrides: export_model(tmp_path, **overrides)
 
 
+@pytest.fixture(scope="session")
+def shared_export(tmp_path_factory):
+    """shared_export(**flags) -> version path of a quick export, made once a session.
+
+    Each distinct set of options is exported once, alone in its own MODEL_PATH, and every
+    test that asks for the same options gets the same version: read it, never change it
+    (copy it first, e.g. with shutil.copytree).
+    """
+    paths: dict[saved_model_main.ExportOptions, str] = {}
+
+    def shared(**overrides) -> str:
+        key = export_options("", **overrides)
+        if key not in paths:
+            paths[key] = export_model(tmp_path_factory.mktemp("shared"), **overrides)
+        return paths[key]
+
+    return shared
+
+
 def script(name: str, *args: str) -> list[str]:
     """The command line that runs one of the repository's scripts with this Python."""
     return [sys.executable, name, *args]

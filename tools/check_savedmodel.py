@@ -2,22 +2,14 @@
 
     python tools/check_savedmodel.py --saved_model_dir=/tmp/jax2tf/saved_models/mnist_flax/1
 
-TensorFlow Serving X.Y runs TensorFlow X.Y, so running this with
-`tensorflow-cpu==X.Y.*` tells whether that release can serve the model,
-without Docker. `make compat` does it for each release in its own virtualenv.
-
-Why it is shaped this way:
-- It imports only tensorflow, numpy and absl (which tensorflow requires), so
-  it runs in a virtualenv that holds nothing else, with TensorFlow 2.16 to
-  today's, and needs none of this project's other files.
-- It loads and runs the model the way TensorFlow Serving's Predict does: the
-  "serve" MetaGraph into a TF1 Session, then the signature's tensors by name.
-  A jax2tf model whose format is too new loads, and fails when it first
-  runs, as it does on the server; so both steps are reported.
-- It compares with the JAX outputs that the export stored beside the model
-  (assets.extra/validation_batch.npz), with the export's own tolerance.
-- It prints one JSON line, for `make compat` and for people alike, and exits
-  1 if the model does not load, run, or match.
+With `tensorflow-cpu==X.Y.*` installed, this tells whether TensorFlow Serving
+X.Y can serve the model, without Docker (`make compat` runs it for each
+release). It imports only tensorflow, numpy and absl, and none of this
+project's files, so it runs in a virtualenv that holds nothing else. Like
+TensorFlow Serving's Predict, it loads the "serve" MetaGraph into a TF1
+Session and runs the signature's tensors by name, then compares with the JAX
+outputs stored with the export (assets.extra/validation_batch.npz). It prints
+one JSON line and exits 1 if the model does not load, run, or match.
 """
 
 import json

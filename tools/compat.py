@@ -3,22 +3,12 @@
     python -m tools.compat --model_path=/tmp/jax2tf/saved_models --model=mnist_flax \
         --versions=2.16,2.17,2.18,2.19,2.20,2.21
 
-`make compat` runs this command. It prints a Markdown table (release, loads,
-runs, max |diff| against JAX, the error) and exits 1 if a release that must
-serve the model cannot.
-
-Why it is shaped this way:
-- TensorFlow Serving X.Y runs TensorFlow X.Y, and the `tensorflow-cpu` wheel of
-  X.Y carries the same runtime. So each release gets a virtualenv of its own
-  (VENV_DIR/tf-X.Y, made on first use and reused), holding only that wheel,
-  where check_savedmodel.py loads and runs the model as the server would.
-  This proves, without Docker, what a format table can only predict.
-- A virtualenv counts as installed only once pip has finished (a stamp file
-  inside it), so an interrupted install is redone, never half used.
-- "Must serve": every checked release at or above the target, which is
-  --tf_serving_version, else the release the export was made for
-  (TF_SERVING_VERSION at export time), else the release of the TensorFlow
-  that exported it.
+`make compat` runs this command. TensorFlow Serving X.Y runs TensorFlow X.Y,
+so each release gets a virtualenv of its own (VENV_DIR/tf-X.Y, holding only
+that `tensorflow-cpu` wheel) where check_savedmodel.py runs the model as the
+server would: proof, without Docker, of what the release table predicts. It
+prints a Markdown table and exits 1 if a release that must serve the model
+(every checked one at or above the export's target) cannot.
 """
 
 import collections

@@ -59,7 +59,7 @@ def rest_client(server, model="mnist_pure_jax"):
 
 
 def test_senders_load_the_server_with_the_clients_requests(server):
-    name = grpc_client(server).signature().input_name
+    name = serving_client.check_model(grpc_client(server), len(IMAGES))
     for send in (
         load.predict_sender(grpc_client(server), name, IMAGES),
         load.rest_sender(rest_client(server), IMAGES),
@@ -68,7 +68,7 @@ def test_senders_load_the_server_with_the_clients_requests(server):
 
 
 def test_a_wrong_answer_fails_the_run(server):
-    name = grpc_client(server).signature().input_name
+    name = serving_client.check_model(grpc_client(server), len(IMAGES))
     with pytest.raises(RuntimeError, match="HTTP 404"):
         load.run(load.rest_sender(rest_client(server, "nope"), IMAGES), clients=1, seconds=5)
     with pytest.raises(grpc.RpcError) as raised:

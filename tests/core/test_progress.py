@@ -1,11 +1,8 @@
-"""models.progress, and the request loop that draws it."""
+"""models.progress: a bar on a terminal, nothing in logs and pipes."""
 
 import io
 
-import numpy as np
-
-import serving_client
-from models import mnist_data, progress
+from models import progress
 
 
 class Terminal(io.StringIO):
@@ -28,26 +25,3 @@ def test_no_bar_in_logs_or_pipes(monkeypatch):
     monkeypatch.setattr("sys.stdout", pipe)
     progress.bar("requests", 1, 4)
     assert pipe.getvalue() == ""
-
-
-class EchoClient:
-    """Answers digit 0 for every image: right, since every label here is 0."""
-
-    def predict(self, input_name, images):
-        return np.eye(10, dtype=np.float32)[np.zeros(len(images), int)]
-
-
-def test_the_request_loop_reports_progress_per_batch_and_at_the_end():
-    data = mnist_data.Split(np.zeros((8, 28, 28, 1), np.uint8), np.zeros(8, np.int64))
-    calls = []
-    summary = serving_client.run(
-        EchoClient(),
-        "inputs",
-        data,
-        2,
-        1,
-        log=lambda _: None,
-        progress=lambda d, t: calls.append((d, t)),
-    )
-    assert summary["requests"] == 4 and summary["accuracy"] == 1.0
-    assert calls == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]

@@ -224,7 +224,7 @@ def test_server_binds_to_localhost_only(fuzz_server):
 # ---- Process faults ----------------------------------------------------------------
 
 
-def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(tmp_path):
+def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(tmp_path, caplog):
     import serving_client
     from local_server.harness import LocalServer, free_port
 
@@ -243,15 +243,12 @@ def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(tmp_pat
                 server.stop()
             return client.predict(input_name, images)
 
-    lines = []
     data = mnist_data.synthetic(64)
-    summary = serving_client.run(
-        StopsTheServerAfterThreeRequests(), "inputs", data, 4, 1, log=lines.append
-    )
-    failed = [line for line in lines if "failed:" in line]
+    summary = serving_client.send_batches(StopsTheServerAfterThreeRequests(), "inputs", data, 4)
+    failed = [r.getMessage() for r in caplog.records if "failed:" in r.getMessage()]
     assert summary["failed"] == len(failed) == 16 - 3
     assert summary["requests"] == 3 and summary["images"] == 12
-    assert all("unavailable" in line for line in failed), failed[:2]
+    assert all("answered UNAVAILABLE" in line for line in failed), failed[:2]
 
     # ...and a restarted server on the same port serves the same client again.
     restarted = subprocess.Popen(

@@ -49,7 +49,7 @@ class Clients:
     def _grpc(self, server, index: int) -> None:
         client = serving_client.GrpcClient(server.grpc_address, server.model_name, 30)
         seen = self.versions.setdefault(index, [])
-        self._loop(lambda: seen.append(client.predict_version("inputs", IMAGES)))
+        self._loop(lambda: seen.append(client.which_version_answers("inputs", IMAGES)))
 
     def _rest(self, server) -> None:
         session = requests.Session()

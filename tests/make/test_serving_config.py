@@ -39,7 +39,8 @@ def test_config_files_reach_the_binary_and_the_local_server(tmp_path, kind, prog
         f"--monitoring_config_file={serving}/monitoring.config",
     ]
     # The host's copy of the config is written before the server starts.
-    assert any(f"-m tools.server_ctl config --model_config_file={CONFIG}" in line for line in lines)
+    host_copy = f"-m tools.model_config_files host_copy --model_config_file={CONFIG}"
+    assert any(host_copy in line for line in lines)
 
 
 def test_config_files_reach_the_docker_container_read_only(tmp_path):
@@ -108,7 +109,7 @@ def exports(tmp_path_factory):
     """mnist_flax versions 1 and 2, mnist_pure_jax version 1: what the README exports."""
     models = tmp_path_factory.mktemp("exports")
     for model in ("mnist_flax", "mnist_flax", "mnist_pure_jax"):
-        export_model(models, model=model, serving_batch_size=-1)
+        export_model(models, model=model, serving_batch_size=-1, num_epochs=0)
     return models
 
 
@@ -118,7 +119,7 @@ class Load:
     def __init__(self, address: str, label: str):
         self.client = serving_client.GrpcClient(address, "mnist_flax", 10, label)
         self.images = np.zeros((1, 28, 28, 1), np.float32)
-        self.input_name = self.client.signature().input_name
+        self.input_name = serving_client.check_model(self.client, len(self.images))
         self.ok, self.failures, self._stop = 0, [], threading.Event()
         self._thread = threading.Thread(target=self._run)
         self._thread.start()
@@ -154,11 +155,12 @@ def test_readme_workflows_two_models_canary_batching_metrics(tmp_path, exports):
         stable = serving_client.GrpcClient(f"localhost:{grpc_port}", "mnist_flax", 10, "stable")
         canary = serving_client.GrpcClient(f"localhost:{grpc_port}", "mnist_flax", 10, "canary")
         images = np.zeros((2, 28, 28, 1), np.float32)
-        name = stable.signature().input_name
-        assert (stable.predict_version(name, images), canary.predict_version(name, images)) == (
-            1,
-            2,
+        name = serving_client.check_model(stable, len(images))
+        answered = (
+            stable.which_version_answers(name, images),
+            canary.which_version_answers(name, images),
         )
+        assert answered == (1, 2)
         # Promote under load: move stable to version 2 while requests flow.
         load = Load(f"localhost:{grpc_port}", "stable")
         try:
@@ -167,7 +169,7 @@ def test_readme_workflows_two_models_canary_batching_metrics(tmp_path, exports):
             )
             output = make("reload", *variables)
             assert "labels mnist_flax: canary=2, stable=2" in output
-            assert stable.predict_version(name, images) == 2
+            assert stable.which_version_answers(name, images) == 2
         finally:
             load.stop()
         assert load.failures == [] and load.ok > 0
@@ -178,7 +180,7 @@ def test_readme_workflows_two_models_canary_batching_metrics(tmp_path, exports):
         result = run(["make", "--no-print-directory", "reload", *variables])
         assert result.returncode != 0
         assert "not currently available for inference" in result.stderr
-        assert canary.predict_version(name, images) == 2  # The running config stays.
+        assert canary.which_version_answers(name, images) == 2  # The running config stays.
         # Metrics, with TensorFlow Serving's names (batching was on for all of the above).
         page = requests.get(
             f"http://localhost:{rest_port}/monitoring/prometheus/metrics", timeout=10

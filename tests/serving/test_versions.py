@@ -68,3 +68,58 @@ def test_read_export_info(tmp_path):
         assert versions.read_export_info(str(tmp_path)) == {}
     info_file.write_text('{"exported_by": "me"}')
     assert versions.read_export_info(str(tmp_path)) == {"exported_by": "me"}
+
+
+def test_write_export_info_is_what_read_export_info_and_make_clean_read(tmp_path):
+    path = versions.write_export_info(str(tmp_path), {"model": "mnist_flax"})
+    assert path == str(tmp_path / versions.EXPORT_INFO_FILE)
+    info = versions.read_export_info(str(tmp_path))
+    assert list(info) == ["exported_by", "created", "model"] and info["model"] == "mnist_flax"
+    assert versions.exported_here(str(tmp_path))
+
+
+def test_check_can_publish(tmp_path):
+    (tmp_path / "3").mkdir()
+    with pytest.raises(versions.VersionExistsError, match=r"version 3 of .* exists.*next: 4"):
+        versions.check_can_publish(str(tmp_path), 3)
+    versions.check_can_publish(str(tmp_path), 3, overwrite=True)
+    versions.check_can_publish(str(tmp_path), None)
+    assert os.listdir(tmp_path) == ["3"]  # No staging directory left.
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(NotADirectoryError):
+        versions.check_can_publish(str(tmp_path / "a_file" / "model"), None)
+
+
+def staged(base_dir, content: str) -> str:
+    path = os.path.join(base_dir, f"{versions.STAGING_PREFIX}{content}")
+    os.makedirs(path)
+    open(os.path.join(path, content), "w").close()
+    return path
+
+
+def test_publish_takes_the_next_free_version_even_if_another_export_takes_it(tmp_path, monkeypatch):
+    base_dir = str(tmp_path)
+    assert versions.publish(staged(base_dir, "a"), base_dir, None) == 1
+    real_publish, tried = versions.publish_version, []
+
+    def rival_publishes_first(staging, base_dir, version, **kwargs):
+        if not tried:
+            os.mkdir(os.path.join(base_dir, str(version)))
+            open(os.path.join(base_dir, str(version), "rival"), "w").close()
+        tried.append(version)
+        return real_publish(staging, base_dir, version, **kwargs)
+
+    monkeypatch.setattr(versions, "publish_version", rival_publishes_first)
+    assert versions.publish(staged(base_dir, "b"), base_dir, None) == 3
+    assert tried == [2, 3] and os.listdir(tmp_path / "3") == ["b"]
+
+
+def test_publish_an_explicit_version(tmp_path, caplog):
+    base_dir = str(tmp_path)
+    assert versions.publish(staged(base_dir, "a"), base_dir, 5) == 5
+    with pytest.raises(versions.VersionExistsError, match=r"version 5 of .* exists.*next: 6"):
+        versions.publish(staged(base_dir, "b"), base_dir, 5)
+    with caplog.at_level("WARNING"):
+        assert versions.publish(staged(base_dir, "c"), base_dir, 5, overwrite=True) == 5
+    assert "Replaced version 5" in caplog.text
+    assert os.listdir(tmp_path / "5") == ["c"]

@@ -19,8 +19,8 @@ from tools import check_savedmodel
 
 
 @pytest.mark.parametrize("release", ["2.16", "2.19"])
-def test_export_for_a_release_writes_its_format(export, release):
-    path = export(model="mnist_pure_jax", tf_serving_version=release)
+def test_export_for_a_release_writes_its_format(shared_export, release):
+    path = shared_export(model="mnist_pure_jax", tf_serving_version=release, num_epochs=0)
     runtime = releases.RELEASES[release]
     modules = saved_model_lib.xla_call_modules(path)
     assert modules, "a jax2tf export holds XlaCallModule ops"
@@ -40,10 +40,10 @@ def test_export_for_a_release_writes_its_format(export, release):
     ]
 
 
-def test_default_export_writes_jax_newest_format(export):
+def test_default_export_writes_jax_newest_format(shared_export):
     import jax
 
-    path = export(model="mnist_pure_jax", num_epochs=0)
+    path = shared_export(model="mnist_pure_jax")
     (module,) = set(saved_model_lib.xla_call_modules(path))
     assert module.calling_convention_version == jax.config.jax_export_calling_convention_version
     assert module.stablehlo_version != "unknown"

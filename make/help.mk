@@ -1,0 +1,22 @@
+# What `make help` prints after the targets, and `make env`.
+
+define HELP_VARIABLES
+@echo
+@echo "Variables (make VAR=value, or export VAR=value; defaults in env.sh):"
+@$(foreach v,$(ENV_VARS),printf '  %-24s %s\n' '$(v)' '$(or $($(v)),(empty))';)
+@echo "Options: NUM_EPOCHS=3 MOCK_DATA=1 DATA_DIR=dir OVERWRITE=1 PLATFORMS=cpu,cuda (export)"
+@echo "         COMPAT_VERSIONS='2.16 2.21' (compat), VERBOSE=1 (every line, a line per batch)"
+@echo "         MODEL_CONFIG=serving/models.config BATCHING=1 MONITORING=1 (serve, reload)," \
+  "LABEL=canary (request)"
+@echo
+@echo "What a server that \`make serve\` started answers (TensorFlow Serving's API; any SERVER kind):"
+@echo "  gRPC on GRPC_PORT: PredictionService Predict, Classify, Regress, MultiInference,"
+@echo "                     GetModelMetadata; ModelService GetModelStatus, HandleReloadConfigRequest"
+@echo "  REST on REST_PORT: POST /v1/models/MODEL[/versions/N|/labels/L]:predict | :classify | :regress"
+@echo "                     GET  /v1/models/MODEL[/versions/N][/metadata]"
+@echo "                     GET  /monitoring/prometheus/metrics (MONITORING=1)"
+endef
+
+.PHONY: env
+env: ## Print the effective values of the variables
+	@$(foreach v,$(ENV_VARS),echo '$(v)=$($(v))';)

@@ -1,0 +1,168 @@
+"""The parts of saved_model_main.py's export around the conversion, for MNIST models.
+
+    options = export_lib.ExportOptions(model="mnist_pure_jax", mock_data=True)
+    serve = export_lib.serving_signature("/tmp/jax2tf/saved_models/mnist_pure_jax/1")
+    outputs = export_lib.predict(serve, export_lib.test_batch(test_data, 16))
+
+ExportOptions (a field per flag); the files an export writes beside the SavedModel
+(validation batch, warmup requests, export record, picture of predictions); and the
+SavedModel's serving signature, which TensorFlow Serving runs, called on MNIST images.
+"""
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Callable, Iterator
+
+import jax
+import numpy as np
+import tensorflow as tf
+
+import saved_model_lib
+from models import mnist_data, show
+from models.train import TrainResult
+from serving import versions
+from serving.env import DEFAULTS
+from serving.status import first_line
+
+IMAGES_FILE = os.path.join("assets.extra", "test_images.png")
+VALIDATION_BATCH_SIZE = 8  # Examples in the validation batch of a batch-polymorphic export.
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportOptions:
+    """What to train and how to export it: one field per flag of saved_model_main.py."""
+
+    model: str = DEFAULTS["MODEL"]
+    model_classifier_layer: bool = True
+    model_path: str = DEFAULTS["MODEL_PATH"]
+    model_version: int | None = None  # None: the next free version, when publishing.
+    serving_batch_size: int = int(DEFAULTS["SERVING_BATCH_SIZE_SAVE"])  # -1: any.
+    num_epochs: int = 3
+    compile_model: bool = True
+    show_images: bool = False
+    test_savedmodel: bool = True
+    platforms: tuple[str, ...] = ("cpu",)
+    warmup_batch_sizes: tuple[int, ...] = (1, 8, 16, 32, 64, 128)
+    tf_serving_version: str = ""  # Empty: JAX's newest format.
+    overwrite: bool = False
+    mock_data: bool = False
+    data_dir: str = ""
+
+
+class ExportError(Exception):
+    """The export cannot go on; the message says why and what to do."""
+
+
+def load_mnist(split: str, options: ExportOptions) -> mnist_data.Split:
+    """The `split` of MNIST from the source the options choose: tfds, --data_dir or mock."""
+    return mnist_data.load(split, data_dir=options.data_dir or None, mock=options.mock_data)
+
+
+@contextlib.contextmanager
+def export_errors(base_dir: str) -> Iterator[None]:
+    """Turns a taken MODEL_VERSION, or a failed write under MODEL_PATH, into an ExportError."""
+    try:
+        yield
+    except versions.VersionExistsError as e:  # A FileExistsError, but no failed write.
+        raise ExportError(str(e)) from e
+    except (OSError, tf.errors.OpError) as e:
+        raise ExportError(
+            f"writing the SavedModel under {base_dir} failed ({first_line(e)}). Check that "
+            "MODEL_PATH is a writable directory with free space, or choose another one (make "
+            "export MODEL_PATH=...). Nothing was published."
+        ) from e
+
+
+def write_assets(
+    path: str,
+    served_name: str,
+    jax_predict: Callable[[np.ndarray], jax.Array],
+    data: mnist_data.Split,
+    options: ExportOptions,
+    tolerances: dict[str, float],
+) -> None:
+    """Writes the validation batch and the warmup requests into the version's assets.extra/.
+
+    The validation batch holds test images and `jax_predict`'s outputs on them, to check
+    the SavedModel later with any TensorFlow (`make compat`). A fixed-batch export is
+    warmed up at its batch size, a batch-polymorphic one at `options.warmup_batch_sizes`.
+    """
+    fixed = None if options.serving_batch_size == -1 else options.serving_batch_size
+    inputs = test_batch(data, fixed or VALIDATION_BATCH_SIZE)
+    outputs = np.asarray(jax_predict(inputs))
+    saved_model_lib.write_validation_batch(path, inputs, outputs, **tolerances)
+    warmup_sizes = [fixed] if fixed else options.warmup_batch_sizes
+    if warmup_sizes:
+        batches = [test_batch(data, n) for n in warmup_sizes]
+        saved_model_lib.write_warmup_requests(path, batches, model_name=served_name)
+
+
+def write_export_info(
+    path: str, model_name: str, result: TrainResult, options: ExportOptions
+) -> None:
+    """Records what was trained, how and how well: versions.EXPORT_INFO_FILE."""
+    modules = dict.fromkeys(saved_model_lib.xla_call_modules(path))
+    info = {
+        "model": model_name,
+        "classifier_layer": options.model_classifier_layer,
+        "serving_batch_size": options.serving_batch_size,
+        "platforms": list(options.platforms),
+        "tf_serving_version": options.tf_serving_version or None,
+        "xla_call_modules": [dataclasses.asdict(m) for m in modules],  # make inspect shows them.
+        "data": "mock" if options.mock_data else (options.data_dir or "tfds"),
+        "num_epochs": options.num_epochs,
+        "train_accuracy": result.train_accuracy,
+        "test_accuracy": result.test_accuracy,
+        "jax": jax.__version__,
+        "tensorflow": tf.__version__,
+    }
+    versions.write_export_info(path, info)
+
+
+def serving_signature(path: str):
+    """The `serving_default` signature of the SavedModel in `path`."""
+    return tf.saved_model.load(path).signatures[tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY]
+
+
+def fixed_batch_size(signature) -> int | None:
+    """The batch size that the signature's input fixes; None if it takes any."""
+    (spec,) = signature.structured_input_signature[1].values()
+    return spec.shape[0]
+
+
+def predict(signature, images: np.ndarray) -> np.ndarray:
+    """The signature's output on a batch of scaled images."""
+    (name,) = signature.structured_input_signature[1]
+    (output,) = signature(**{name: tf.constant(images)}).values()
+    return output.numpy()
+
+
+def test_batch(data: mnist_data.Split, batch_size: int) -> np.ndarray:
+    """The first `batch_size` images of `data`, scaled; repeated if `data` has fewer."""
+    return mnist_data.scale_images(data.images[np.arange(batch_size) % len(data)])
+
+
+def accuracy(signature, data: mnist_data.Split, batch_size: int) -> float:
+    """The fraction of `data` that a classifier's signature labels right.
+
+    It runs on full batches of `batch_size`, or of the batch size the signature fixes.
+    """
+    batch_size = fixed_batch_size(signature) or batch_size
+    correct = total = 0
+    for images, labels in mnist_data.batches(data, batch_size):
+        if len(images) == batch_size:
+            predicted = np.argmax(predict(signature, mnist_data.scale_images(images)), axis=1)
+            correct, total = correct + int(np.sum(predicted == labels)), total + len(labels)
+    return correct / max(total, 1)
+
+
+def save_test_images(path: str, data: mnist_data.Split, classifier: bool) -> str:
+    """Draws test digits, their labels and the predictions of the SavedModel in `path`.
+
+    Writes `path`/IMAGES_FILE and returns its path; without the classifier, no predictions.
+    """
+    serve = serving_signature(path)
+    images = test_batch(data, fixed_batch_size(serve) or show.GRID_SIZE)
+    predictions = np.argmax(predict(serve, images), axis=1) if classifier else None
+    return show.save_images(os.path.join(path, IMAGES_FILE), images, data.labels, predictions)

@@ -1,0 +1,135 @@
+"""The model config file of `make serve MODEL_CONFIG=...`: the host's copy, and `make reload`.
+
+    python -m tools.model_config_files host_copy --model_config_file=F --exports_path=DIR --out=F
+    python -m tools.model_config_files reload --model_config_file=F --exports_path=DIR --out=F
+        --pid_file=F --kind_file=F [--grpc_port=8500]
+
+The config names the container's paths (/models/..., MODEL_PATH mounted there);
+tensorflow_model_server and the local server read the host's copy, with
+MODEL_PATH in their place. `make reload` sends the edited config to the running
+server (ModelService.HandleReloadConfigRequest). A failure prints what is wrong
+and what to do, and exits with status 1.
+"""
+
+import argparse
+import os
+import sys
+
+from serving import model_config
+from serving.env import DEFAULTS
+from serving.status import ServingError
+from tools.server_process import Started
+
+
+def fail(message: str) -> None:
+    sys.exit(f"error: {message}")
+
+
+def read(path: str):
+    """The ModelServerConfig in `path`; fails with what to fix."""
+    try:
+        return model_config.read(path)
+    except ServingError as e:
+        fail(f"{e}. Fix the file (TensorFlow Serving's ModelServerConfig text format).")
+
+
+def model_names(path: str) -> list[str]:
+    return [m.name for m in read(path).model_config_list.config]
+
+
+def host_copy(config, source: str, exports_path: str, out: str):
+    """Writes `config` to `out` with its /models base paths under `exports_path`; returns it."""
+    config = model_config.rebase(config, os.path.abspath(exports_path))
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    header = (
+        f"# Generated from {source} for MODEL_PATH={exports_path} by `make serve` and "
+        "`make reload`: edit that file, not this one.\n"
+    )
+    model_config.write(config, out, header)
+    return config
+
+
+def reload(
+    source: str,
+    exports_path: str,
+    out: str,
+    started: Started | None,
+    *,
+    grpc_port: int = int(DEFAULTS["GRPC_PORT"]),
+    host: str = "localhost",
+    timeout: float = 300,
+) -> None:
+    """Sends the config in `source` to the server `make serve` started."""
+    import grpc
+    from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+
+    config = read(source)
+    if started is None:
+        fail("no server started by `make serve` runs: make serve MODEL_CONFIG=...")
+    if started.kind != "docker":
+        config = host_copy(config, source, exports_path, out)  # What the server polls, too.
+    request = model_management_pb2.ReloadConfigRequest(config=config)
+    with grpc.insecure_channel(f"{host}:{grpc_port}") as channel:
+        stub = model_service_pb2_grpc.ModelServiceStub(channel)
+        try:
+            stub.HandleReloadConfigRequest(request, timeout=timeout)
+        except grpc.RpcError as e:
+            advice = ""
+            if "not currently available" in (e.details() or ""):
+                advice = (
+                    " A label moves only to a loaded version: list the version in the "
+                    "model_version_policy first, `make reload`, then move the label and "
+                    "`make reload` again."
+                )
+            fail(f"the server refused the config: {e.code().name}: {e.details()}.{advice}")
+    print(f"The server applied {source}: {describe(config)}.")
+
+
+def describe(config) -> str:
+    """The config's models and labels, in a line: models a, b; labels a: canary=2, stable=1."""
+    models = config.model_config_list.config
+    labels = [
+        f"{m.name}: " + ", ".join(f"{k}={v}" for k, v in sorted(m.version_labels.items()))
+        for m in models
+        if m.version_labels
+    ]
+    return f"models {', '.join(m.name for m in models)}" + (
+        f"; labels {'; '.join(labels)}" if labels else ""
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.model_config_files",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    files = argparse.ArgumentParser(add_help=False)
+    files.add_argument("--model_config_file", required=True, help="the config, /models paths")
+    files.add_argument("--exports_path", required=True, help="MODEL_PATH, mounted at /models")
+    files.add_argument("--out", required=True, help="where the host's copy goes")
+    commands.add_parser("host_copy", parents=[files], help="write the host's copy of the config")
+    send = commands.add_parser("reload", parents=[files], help="send the config to the server")
+    send.add_argument("--pid_file", required=True, help="holds the pid `make serve` wrote")
+    send.add_argument("--kind_file", required=True, help="holds its kind (docker, ...)")
+    send.add_argument("--grpc_port", type=int, default=int(DEFAULTS["GRPC_PORT"]), help="GRPC_PORT")
+    send.add_argument("--host", default="localhost", help="where the server listens")
+    send.add_argument("--timeout", type=float, default=300, help="seconds to wait for the server")
+    args = parser.parse_args(argv)
+    if args.command == "host_copy":
+        host_copy(read(args.model_config_file), args.model_config_file, args.exports_path, args.out)
+    else:
+        reload(
+            args.model_config_file,
+            args.exports_path,
+            args.out,
+            Started.read(args.pid_file, args.kind_file),
+            grpc_port=args.grpc_port,
+            host=args.host,
+            timeout=args.timeout,
+        )
+
+
+if __name__ == "__main__":
+    main()
