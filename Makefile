@@ -68,8 +68,10 @@ demo: $(STAMP) ## export, serve, request over gRPC and REST, stop (MOCK_DATA=1: 
 	  $(MAKE) --no-print-directory request PROTOCOL=rest; \
 	  status=$$?; $(MAKE) --no-print-directory stop; exit $$status
 
-test: $(STAMP) ## Run the tests (offline; a few minutes)
-	$(PY) -m pytest -q tests
+# TESTS=tests/core: one folder (tests/README.md); a test file per worker, one worker a core.
+TESTS ?= tests
+test: $(STAMP) ## Run the tests (offline; TESTS=tests/core for the core's alone)
+	$(PY) -m pytest -q -n auto --dist loadfile $(TESTS)
 
 # Only what the export wrote, never a running export's files (tools/exports.py).
 clean: ## Delete the SavedModels that `make export` wrote under MODEL_PATH

@@ -26,8 +26,7 @@ VALIDATION_FILE = os.path.join("assets.extra", "validation_batch.npz")
 _SAVED_MODEL_DIR = flags.DEFINE_string(
     "saved_model_dir",
     None,
-    "A SavedModel version directory, e.g. MODEL_PATH/MODEL/1.",
-    required=True,
+    "A SavedModel version directory, e.g. MODEL_PATH/MODEL/1 (required).",
 )
 _SIGNATURE = flags.DEFINE_string("signature_name", "serving_default", "The signature to run.")
 
@@ -104,4 +103,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    # Required only when run: importing this module must not constrain other programs' flags.
+    flags.mark_flag_as_required(_SAVED_MODEL_DIR.name)
     app.run(main)

@@ -83,7 +83,7 @@ def test_when_every_batch_fails_the_summary_has_no_numbers():
 
 
 def test_the_bar_moves_per_batch_and_verbose_logs_each_batch_instead(monkeypatch, caplog):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="absl")
     calls = []
     monkeypatch.setattr(progress, "bar", lambda *args: calls.append(args))
     serving_client.send_batches(Digits(), "inputs", DATA, 2)
@@ -98,7 +98,7 @@ def test_the_bar_moves_per_batch_and_verbose_logs_each_batch_instead(monkeypatch
 
 
 def test_concurrency_keeps_that_many_requests_in_flight_and_the_order_of_batches(caplog):
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.INFO, logger="absl")
     client = Digits(delay=0.05)
     serving_client.send_batches(client, "inputs", DATA, 1, concurrency=4, verbose=True)
     assert client.most == 4

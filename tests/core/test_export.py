@@ -266,6 +266,11 @@ def test_unwritable_model_path_fails_before_training(export, tmp_path, monkeypat
     (tmp_path / "a_file").write_text("not a directory")
     with pytest.raises(ExportError, match="Check that MODEL_PATH is a writable directory"):
         saved_model_main.train_and_export(export_options(tmp_path / "a_file" / "models"))
+    # A file where the model's directory belongs.
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "mnist_flax").write_text("not a directory")
+    with pytest.raises(ExportError, match="Check that MODEL_PATH is a writable directory"):
+        saved_model_main.train_and_export(export_options(tmp_path / "models", model="mnist_flax"))
 
 
 # ---- The command line, in this process ------------------------------------------------
