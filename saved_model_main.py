@@ -8,6 +8,7 @@ Serving (--model_base_path=MODEL_PATH/MODEL) finds it. `make export` runs it wit
 values; `train_and_export(ExportOptions(...))` runs it without flags.
 """
 
+import dataclasses
 import functools
 import logging as std_logging
 import os
@@ -112,23 +113,11 @@ def main(argv: list[str]) -> None:
         tf.get_logger().setLevel(std_logging.WARNING)  # It also prints through its own handler.
     # SIGTERM (kill, a CI timeout) unwinds like SIGINT, through the clean-up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    options = ExportOptions(
-        model=_MODEL.value,
-        model_classifier_layer=_MODEL_CLASSIFIER_LAYER.value,
-        model_path=_MODEL_PATH.value,
-        model_version=_MODEL_VERSION.value,
-        serving_batch_size=_SERVING_BATCH_SIZE.value,
-        num_epochs=_NUM_EPOCHS.value,
-        compile_model=_COMPILE_MODEL.value,
-        show_images=_SHOW_IMAGES.value,
-        test_savedmodel=_TEST_SAVEDMODEL.value,
-        platforms=tuple(_PLATFORMS.value),
-        warmup_batch_sizes=tuple(int(n) for n in _WARMUP_BATCH_SIZES.value),
-        tf_serving_version=_TF_SERVING_VERSION.value,
-        overwrite=_OVERWRITE.value,
-        mock_data=_MOCK_DATA.value,
-        data_dir=_DATA_DIR.value,
-    )
+    # Each flag is named after the ExportOptions field it sets (as local_server's flags).
+    values = {f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(ExportOptions)}
+    values["platforms"] = tuple(values["platforms"])
+    values["warmup_batch_sizes"] = tuple(int(n) for n in values["warmup_batch_sizes"])
+    options = ExportOptions(**values)
     try:
         path = train_and_export(options) if _GENERATE_MODEL.value else check_existing(options)
     except (

@@ -26,6 +26,7 @@ from tensorflow_serving.apis import (
 
 from local_server import inference
 from local_server.batching import BatchScheduler
+from local_server.errors import servable_not_found
 from local_server.metrics import Metrics
 from local_server.servable import Servable
 from local_server.versions import State, VersionManager
@@ -149,7 +150,7 @@ class ModelServer:
         manager = self._models.get(name)
         if manager is None:
             spec = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
-            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {spec}")
+            raise servable_not_found(spec)
         return manager.servable(version)
 
     # ---- Inference ---------------------------------------------------------------

@@ -6,6 +6,8 @@ REST answers `{"error": message}` with `http_status(code)`.
 
 import grpc
 
+from serving.status import ServingError
+
 # TensorFlow Serving's ToHTTPStatusCode (model_servers/http_server.cc).
 _HTTP_STATUS = {
     grpc.StatusCode.OK: 200,
@@ -26,6 +28,11 @@ _HTTP_STATUS = {
     grpc.StatusCode.DATA_LOSS: 500,
     grpc.StatusCode.UNAUTHENTICATED: 401,
 }
+
+
+def servable_not_found(spec: str) -> ServingError:
+    """No loaded version answers `spec`: TensorFlow Serving's words for it."""
+    return ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {spec}")
 
 
 def http_status(code: grpc.StatusCode) -> int:

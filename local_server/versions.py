@@ -26,6 +26,7 @@ from tensorflow_serving.config.file_system_storage_path_source_pb2 import (
     FileSystemStoragePathSourceConfig,
 )
 
+from local_server.errors import servable_not_found
 from local_server.servable import Servable
 from local_server.warmup import warm_up
 from serving import versions
@@ -96,7 +97,7 @@ class VersionManager:
             if version is not None
             else f"Latest({self.model_name})"
         )
-        raise ServingError(grpc.StatusCode.NOT_FOUND, f"Servable not found for request: {spec}")
+        raise servable_not_found(spec)
 
     def state(self, version: int) -> int | None:
         with self._lock:

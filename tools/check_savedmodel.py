@@ -31,16 +31,21 @@ _SAVED_MODEL_DIR = flags.DEFINE_string(
 _SIGNATURE = flags.DEFINE_string("signature_name", "serving_default", "The signature to run.")
 
 
+def empty_result(error: str | None = None, tensorflow: str | None = None) -> dict:
+    """The findings before anything was tried: the fields of the JSON line, all negative."""
+    return dict(
+        tensorflow=tensorflow,
+        loads=False,
+        runs=False,
+        max_abs_diff=None,
+        matches=False,
+        error=error,
+    )
+
+
 def check(saved_model_dir: str, signature_name: str) -> dict:
     """Loads, runs and compares; returns the findings (see the module docstring)."""
-    result = {
-        "tensorflow": tf.__version__,
-        "loads": False,
-        "runs": False,
-        "max_abs_diff": None,
-        "matches": False,
-        "error": None,
-    }
+    result = empty_result(tensorflow=tf.__version__)
     try:
         batch = np.load(os.path.join(saved_model_dir, VALIDATION_FILE))
     except OSError as e:

@@ -25,6 +25,7 @@ from absl import app, flags
 import saved_model_lib
 from serving import releases, versions
 from serving.releases import release_key, release_of
+from tools import check_savedmodel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKER = os.path.join(HERE, "check_savedmodel.py")
@@ -122,12 +123,14 @@ def check_release(python: str, release: str, saved_model_dir: str, timeout: int)
             timeout=timeout,
         )
     except subprocess.TimeoutExpired:
-        return _failed(f"no answer within {timeout} s")
+        return check_savedmodel.empty_result(f"no answer within {timeout} s")
     lines = done.stdout.strip().splitlines()
     try:
         result = json.loads(lines[-1])
     except (IndexError, json.JSONDecodeError):
-        return _failed(f"check_savedmodel.py failed: {_last_line(done.stderr)}")
+        return check_savedmodel.empty_result(
+            f"check_savedmodel.py failed: {_last_line(done.stderr)}"
+        )
     if not result["tensorflow"].startswith(release + "."):
         result["matches"] = False
         result["error"] = (
@@ -200,7 +203,7 @@ def run() -> int:
         try:
             python = release_python(_VENV_DIR.value, release, _TIMEOUT.value)
         except (CompatError, subprocess.TimeoutExpired) as e:
-            results[release] = _failed(str(e))
+            results[release] = check_savedmodel.empty_result(str(e))
             continue
         results[release] = check_release(python, release, saved_model_dir, _TIMEOUT.value)
     print(format_table(results))
@@ -244,12 +247,6 @@ def describe_format(modules: list[saved_model_lib.XlaCallModuleInfo]) -> str:
             f"{releases.newest().release} for it; make compat runs it to tell which can."
         )
     return "\n".join(lines)
-
-
-def _failed(error: str) -> dict:
-    return dict(
-        tensorflow=None, loads=False, runs=False, max_abs_diff=None, matches=False, error=error
-    )
 
 
 def _yes(flag: bool) -> str:
