@@ -2,7 +2,7 @@
 
 Any server that speaks TensorFlow Serving's API answers it: Docker,
 tensorflow_model_server and the local server alike. `make serve` waits with
-it (tools/server_ctl.py), and so do the tests and the benchmark
+it (tools/server_process.py), and so do the tests and the benchmark
 (local_server/harness.py).
 """
 
