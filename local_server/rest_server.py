@@ -81,17 +81,19 @@ class RestServer:
             # ProcessPrometheusRequest: any method, text/plain.
             page = self._server.metrics.page().encode()
             return web.Response(body=page, content_type="text/plain")
+        if (request.content_length or 0) > self._options.rest_max_body_bytes:
+            return self._too_large(request.content_length)
+        # The body is read before any answer, so that the connection stays usable:
+        # a keep-alive client sends its next request on it.
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return self._too_large(None)
         if not rest_api.API_PATH.fullmatch(path):
             return _error(
                 grpc.StatusCode.NOT_FOUND,
                 f"Not found: {request.method} {path} (TensorFlow Serving's API is under /v1/)",
             )
-        if (request.content_length or 0) > self._options.rest_max_body_bytes:
-            return self._too_large(request.content_length)
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return self._too_large(None)
         call = functools.partial(
             rest_api.handle,
             self._server,

@@ -1,5 +1,6 @@
 """local_server.rest_server: the REST transport's headers, limits and timeouts, over sockets."""
 
+import http.client
 import socket
 import time
 
@@ -136,3 +137,22 @@ def test_a_request_over_the_timeout_gets_504_deadline_exceeded(tmp_path):
         assert "--rest_api_timeout_in_ms" in response.json()["error"]
         # CORS headers on the timeout's answer too, as on every dispatched answer.
         assert response.headers["Access-Control-Allow-Origin"] == "*"
+
+
+@pytest.mark.parametrize("path", ["/elsewhere", "/v1/models/half_plus_two/nope"])
+def test_an_error_answer_keeps_the_connection_for_the_next_request(server, path):
+    # A keep-alive client sends its next request on the same connection: the
+    # server reads the body of a request it refuses, and does not close it.
+    connection = http.client.HTTPConnection("localhost", server.rest_port, timeout=10)
+    try:
+        connection.request("PUT", path, body=b'{"instances": [1.0, 2.0]}')
+        refused = connection.getresponse()
+        refused.read()
+        assert 400 <= refused.status < 500
+        assert refused.getheader("Connection", "").lower() != "close"
+        time.sleep(0.2)  # A close would have arrived by now.
+        connection.request("POST", "/v1/models/half_plus_two:predict", body=b'{"instances": [1.0]}')
+        answer = connection.getresponse()
+        assert answer.status == 200 and b"2.5" in answer.read()
+    finally:
+        connection.close()
