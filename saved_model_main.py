@@ -177,7 +177,7 @@ def train_and_export(options: ExportOptions) -> str:
             platforms=options.platforms,
             serving_format=serving_format,
         )
-        jax_predict = functools.partial(predict_fn, result.params)
+        jax_predict = jax.jit(functools.partial(predict_fn, result.params))
         export_lib.write_assets(staging, name, jax_predict, test_data, options, CPU_TOLERANCES)
         export_lib.write_export_info(staging, model.name, result, options)
         if options.test_savedmodel:
