@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -105,11 +106,8 @@ flags.register_validator(
 
 def main(argv: list[str]) -> None:
     del argv
-    if not _VERBOSE.value:  # Drop the INFO lines of TensorFlow's and JAX's own modules.
-        libraries = tuple(os.path.dirname(m.__file__) for m in (tf, jax))
-        logging.get_absl_handler().addFilter(
-            lambda r: r.levelno >= std_logging.WARNING or not r.pathname.startswith(libraries)
-        )
+    if not _VERBOSE.value:
+        logging.get_absl_handler().addFilter(without_info_of(tf, jax))
         tf.get_logger().setLevel(std_logging.WARNING)  # It also prints through its own handler.
     # SIGTERM (kill, a CI timeout) unwinds like SIGINT, through the clean-up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
@@ -134,6 +132,12 @@ def main(argv: list[str]) -> None:
         print(f"saved_model_cli show --all --dir {path}", flush=True)
         cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
         subprocess.run([cli, "show", "--all", "--dir", path], check=False)
+
+
+def without_info_of(*packages) -> Callable[[std_logging.LogRecord], bool]:
+    """A logging filter that drops the INFO lines logged by `packages`' own modules."""
+    paths = tuple(os.path.dirname(p.__file__) for p in packages)
+    return lambda r: r.levelno >= std_logging.WARNING or not r.pathname.startswith(paths)
 
 
 def train_and_export(options: ExportOptions) -> str:

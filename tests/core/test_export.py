@@ -367,3 +367,18 @@ def test_saved_model_lib_and_its_test_run_copied_alone(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-3000:]
     assert re.search(r"\d+ passed", result.stdout) and "skipped" not in result.stdout
+
+
+def test_without_verbose_the_libraries_info_lines_are_dropped():
+    """--noverbose's filter; `make export VERBOSE=1` passes --verbose: tests/make/test_make.py."""
+    keep = saved_model_main.without_info_of(tf, jax)
+
+    def record(path: str, level: int) -> absl_logging.logging.LogRecord:
+        return absl_logging.logging.LogRecord("x", level, path, 1, "message", None, None)
+
+    in_tf = os.path.join(os.path.dirname(tf.__file__), "python", "saved_model", "save.py")
+    in_jax = os.path.join(os.path.dirname(jax.__file__), "_src", "compiler.py")
+    assert not keep(record(in_tf, absl_logging.logging.INFO))
+    assert not keep(record(in_jax, absl_logging.logging.INFO))
+    assert keep(record(in_tf, absl_logging.logging.WARNING))
+    assert keep(record(saved_model_main.__file__, absl_logging.logging.INFO))
