@@ -55,6 +55,24 @@ def shared_export(tmp_path_factory):
     return shared
 
 
+def rival_takes_the_first_version(monkeypatch) -> list[int]:
+    """Another export publishes the version ours first tries, between its choice and its
+    rename; returns the versions ours tried, in order."""
+    from serving import versions
+
+    publish, tried = versions.publish_version, []
+
+    def rival_publishes_first(staging, base_dir, version, **kwargs):
+        if not tried:
+            os.makedirs(os.path.join(base_dir, str(version)))
+            open(os.path.join(base_dir, str(version), "saved_model.pb"), "w").close()
+        tried.append(version)
+        return publish(staging, base_dir, version, **kwargs)
+
+    monkeypatch.setattr(versions, "publish_version", rival_publishes_first)
+    return tried
+
+
 def script(name: str, *args: str) -> list[str]:
     """The command line that runs one of the repository's scripts with this Python."""
     return [sys.executable, name, *args]

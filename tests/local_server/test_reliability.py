@@ -15,14 +15,22 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from conftest import ROOT, export_cli, export_model, local_server, module, run, script
+from conftest import (
+    ROOT,
+    export_cli,
+    export_model,
+    local_server,
+    module,
+    rival_takes_the_first_version,
+    run,
+    script,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 import saved_model_main
 from models import mnist_data
-from serving import versions
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
 GOOD = mnist_data.scale_images(mnist_data.synthetic(4, seed=9).images)
@@ -406,16 +414,7 @@ def test_concurrent_make_exports_take_1_and_2(tmp_path):
 @pytest.mark.parametrize("explicit_version", [False, True])
 def test_a_version_taken_while_exporting(export, tmp_path, monkeypatch, explicit_version):
     """Another export publishes our version between our choice and our rename."""
-    publish, tried = versions.publish_version, []
-
-    def rival_publishes_first(staging, base_dir, version, **kwargs):
-        if not tried:
-            os.makedirs(os.path.join(base_dir, str(version)))
-            open(os.path.join(base_dir, str(version), "saved_model.pb"), "w").close()
-        tried.append(version)
-        return publish(staging, base_dir, version, **kwargs)
-
-    monkeypatch.setattr(versions, "publish_version", rival_publishes_first)
+    tried = rival_takes_the_first_version(monkeypatch)
     if explicit_version:
         with pytest.raises(saved_model_main.ExportError, match=r"version 1 of .* exists"):
             export(model="mnist_pure_jax", num_epochs=0, model_version=1)

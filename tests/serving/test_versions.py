@@ -3,6 +3,7 @@
 import os
 
 import pytest
+from conftest import rival_takes_the_first_version
 
 from serving import versions
 
@@ -100,18 +101,10 @@ def staged(base_dir, content: str) -> str:
 def test_publish_takes_the_next_free_version_even_if_another_export_takes_it(tmp_path, monkeypatch):
     base_dir = str(tmp_path)
     assert versions.publish(staged(base_dir, "a"), base_dir, None) == 1
-    real_publish, tried = versions.publish_version, []
-
-    def rival_publishes_first(staging, base_dir, version, **kwargs):
-        if not tried:
-            os.mkdir(os.path.join(base_dir, str(version)))
-            open(os.path.join(base_dir, str(version), "rival"), "w").close()
-        tried.append(version)
-        return real_publish(staging, base_dir, version, **kwargs)
-
-    monkeypatch.setattr(versions, "publish_version", rival_publishes_first)
+    tried = rival_takes_the_first_version(monkeypatch)
     assert versions.publish(staged(base_dir, "b"), base_dir, None) == 3
     assert tried == [2, 3] and os.listdir(tmp_path / "3") == ["b"]
+    assert os.listdir(tmp_path / "2") == ["saved_model.pb"]  # The rival's, untouched.
 
 
 def test_publish_an_explicit_version(tmp_path, caplog):
