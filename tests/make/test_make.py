@@ -4,7 +4,6 @@ Command lines with `make -n`; what the tools decide, in tests/tools/, in-process
 """
 
 import copy
-import glob
 import os
 import re
 import shlex
@@ -538,11 +537,9 @@ def test_demo_end_to_end(tmp_path):
     assert "REST: 64 images in 4 requests (0 failed)" in result.stdout
     assert "Stopped the local server" in result.stdout
     assert not (tmp_path / "run" / "server.pid").exists()
-    # A quiet terminal: no line that looks like an error, and a screenful in all.
+    # A quiet terminal, a screenful in all (the start-up filter: tests/tools/test_quiet_startup.py).
     output = result.stdout + result.stderr
-    if not glob.glob("/dev/nvidia[0-9]*"):
-        assert not re.search(r"^E\d{4} |failed call to cuInit|Traceback", output, re.MULTILINE)
-    assert len(output.splitlines()) <= 40, output
+    assert "Traceback" not in output and len(output.splitlines()) <= 40, output
 
 
 # ---- setup, and the Docker image ------------------------------------------------------
