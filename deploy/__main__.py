@@ -1,7 +1,8 @@
-"""The command line of deploy/: `make manifests` and `make deploy-check`.
+"""The command line of deploy/: `make manifests`, `make deploy-check` and `make deploy`.
 
-    python -m deploy render --out=deploy/out --image=tensorflow/serving:2.20.0
-    python -m deploy check --out=deploy/out [--tf_serving_version=2.19]
+    python -m deploy render --out=deploy/out --image=tensorflow/serving:2.20.0 \
+        [--models_uri=gs://my-bucket/models] [--keep]
+    python -m deploy check --out=deploy/out [--tf_serving_version=2.19] [--overlay=gcs]
 
 render.py and check.py hold the work and read no flag; this reads them.
 """
@@ -30,42 +31,81 @@ _IMAGE = flags.DEFINE_string(
 )
 _MODELS_URI = flags.DEFINE_string(
     "models_uri",
-    "gs://YOUR-BUCKET/models",
-    "render: where the model folders are, for the gcs overlay and KServe (gs://bucket/path).",
+    "",
+    "render: where the model folders are, for the gcs overlay and KServe (gs://bucket/path); "
+    f"empty: {render.PLACEHOLDER_URI}, a placeholder.",
+)
+_KEEP = flags.DEFINE_bool(
+    "keep",
+    False,
+    "render: keep the rendering in --out, unless --models_uri names another URI "
+    "(make deploy-check and make deploy check and apply what make manifests rendered).",
+)
+_KUBECTL = flags.DEFINE_string(
+    "kubectl", render.KUBECTL, "The kubectl that renders the overlays (kubectl kustomize)."
 )
 _TF_SERVING_VERSION = flags.DEFINE_string(
     "tf_serving_version",
     "",
     "check: the release the export targets (TF_SERVING_VERSION); empty: JAX's newest format.",
 )
+_OVERLAY = flags.DEFINE_string(
+    "overlay",
+    "",
+    "check: the overlay `make deploy` is about to apply; refused if it holds the placeholder.",
+)
 
 
 def run_render() -> None:
     if not _IMAGE.value:
         raise app.UsageError("render needs --image, the pinned TensorFlow Serving image")
+    out, given = _OUT.value, _MODELS_URI.value
+    kept = (render.rendered_for(out) or {}).get("models_uri")
+    if _KEEP.value and kept and given in ("", kept):
+        return  # `make deploy-check` says what it checks.
+    models_uri = given or render.PLACEHOLDER_URI
     try:
         files = render.render(
-            _OUT.value, _MODEL_CONFIG.value, _SERVING_DIR.value, _IMAGE.value, _MODELS_URI.value
+            out, _MODEL_CONFIG.value, _SERVING_DIR.value, _IMAGE.value, models_uri, _KUBECTL.value
         )
     except (render.RenderError, ServingError) as e:
         sys.exit(f"error: {e}")
-    print(f"Rendered {len(files)} files into {_OUT.value}/rendered (image {_IMAGE.value}).")
+    print(
+        f"Rendered {len(files)} files into {out}/rendered for MODELS_URI={models_uri} "
+        f"(image {_IMAGE.value})."
+    )
 
 
 def run_check() -> None:
-    docs = check.load(_OUT.value)
-    if not docs:
-        sys.exit(f"error: nothing rendered under {_OUT.value}/rendered: run make manifests")
+    out = _OUT.value
+    models_uri = (render.rendered_for(out) or {}).get("models_uri")
+    if not models_uri:
+        sys.exit(f"error: {out} holds no complete rendering: run make manifests")
+    try:
+        docs = check.load_applied(out, _KUBECTL.value)
+    except (render.RenderError, OSError) as e:
+        sys.exit(f"error: {e}")
     oldest = check.oldest_release(_TF_SERVING_VERSION.value)
     problems = check.schema_problems(docs) + check.policy_problems(docs, oldest)
     for problem in problems:
         print(f"FAILED: {problem}")
     if problems:
-        sys.exit(f"error: {len(problems)} problem(s) in {_OUT.value}/rendered")
+        sys.exit(f"error: {len(problems)} problem(s) in {out}")
     print(
         f"{len(docs)} objects valid (Kubernetes {check.KUBERNETES_VERSION}, strict) and as "
         "the policies want."
     )
+    if render.PLACEHOLDER_BUCKET in models_uri:
+        print(
+            f"{out} is rendered for MODELS_URI={models_uri}, a placeholder: the gcs overlay and "
+            "KServe need your bucket (make manifests MODELS_URI=gs://your-bucket/models)."
+        )
+    else:
+        print(f"{out} is rendered for MODELS_URI={models_uri}.")
+    if _OVERLAY.value:
+        problem = check.overlay_problem(docs, _OVERLAY.value)
+        if problem:
+            sys.exit(f"error: {problem}")
 
 
 COMMANDS = {"render": run_render, "check": run_check}

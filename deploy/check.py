@@ -1,6 +1,6 @@
 """`make deploy-check`: validates what `make manifests` rendered, without a cluster.
 
-    python -m deploy check --out=deploy/out [--tf_serving_version=2.19]
+    python -m deploy check --out=deploy/out [--tf_serving_version=2.19] [--overlay=gcs]
 
 Two kinds of check, each printing what is wrong and where:
 
@@ -26,7 +26,7 @@ import kubernetes_validate
 import yaml
 from google.protobuf import text_format
 
-from deploy.render import split_image
+from deploy.render import PLACEHOLDER_BUCKET, kustomize, split_image
 from serving import model_config, releases
 from serving.env import DEFAULTS
 
@@ -38,12 +38,21 @@ PORTS = {"grpc": int(DEFAULTS["GRPC_PORT"]), "http": int(DEFAULTS["REST_PORT"])}
 ISVC_SCHEMA = os.path.join(HERE, "schemas", "inferenceservice-v1beta1.yaml")
 
 
-def load(folder: str) -> list[tuple[str, dict]]:
-    """(file name, object) for every object under folder/rendered."""
+def load_applied(folder: str, kubectl: str) -> list[tuple[str, dict]]:
+    """(file name, object) for every object of folder that a cluster would be sent, named as
+    in folder/rendered: each overlay as `kubectl kustomize` renders it now, then kserve/.
+
+    Rendered now, not read from rendered/, so that what is checked is what `kubectl apply
+    -k` applies, edits to folder included.
+    """
     docs = []
-    for path in sorted(glob.glob(os.path.join(folder, "rendered", "*.yaml"))):
+    overlays = os.path.join(folder, "k8s", "overlays")
+    for overlay in sorted(os.listdir(overlays)):
+        text = kustomize(os.path.join(overlays, overlay), kubectl)
+        docs += [(f"k8s-{overlay}.yaml", d) for d in yaml.safe_load_all(text) if d]
+    for path in sorted(glob.glob(os.path.join(folder, "kserve", "*.yaml"))):
         with open(path) as f:
-            docs += [(os.path.basename(path), d) for d in yaml.safe_load_all(f) if d]
+            docs += [(f"kserve-{os.path.basename(path)}", d) for d in yaml.safe_load_all(f) if d]
     return docs
 
 
@@ -91,6 +100,22 @@ def _strict(schema):
 
 
 # ---- Policies ----------------------------------------------------------------------
+
+
+def overlay_problem(docs: list[tuple[str, dict]], overlay: str) -> str | None:
+    """Why `make deploy` must not apply the overlay, if it must not."""
+    objects = [doc for file, doc in docs if file == f"k8s-{overlay}.yaml"]
+    if not objects:
+        files = {file for file, _ in docs if file.startswith("k8s-")}
+        names = sorted(f.removeprefix("k8s-").removesuffix(".yaml") for f in files)
+        return f"no overlay {overlay!r} to apply: OVERLAY={'|'.join(names)}"
+    if PLACEHOLDER_BUCKET in yaml.safe_dump_all(objects):
+        return (
+            f"the {overlay} overlay reads the models from {PLACEHOLDER_BUCKET}, a placeholder, "
+            "so its pods would find no model. Render it for your bucket, then deploy: "
+            f"make manifests MODELS_URI=gs://your-bucket/models && make deploy OVERLAY={overlay}"
+        )
+    return None
 
 
 def oldest_release(tf_serving_version: str) -> str:

