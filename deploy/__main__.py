@@ -1,7 +1,8 @@
 """The command line of deploy/: `make manifests` and `make deploy-check`.
 
-    python -m deploy render --out=deploy/out --image=tensorflow/serving:2.20.0
-    python -m deploy check --out=deploy/out [--tf_serving_version=2.19]
+    python -m deploy render --out=deploy/out --image=tensorflow/serving:2.20.0 \
+        [--tf_serving_version=2.20]
+    python -m deploy check --out=deploy/out [--tf_serving_version=2.20]
 
 render.py and check.py hold the work and read no flag; this reads them.
 """
@@ -12,6 +13,7 @@ import sys
 from absl import app, flags
 
 from deploy import check, render
+from serving import releases
 from serving.status import ServingError
 
 _OUT = flags.DEFINE_string(
@@ -36,7 +38,8 @@ _MODELS_URI = flags.DEFINE_string(
 _TF_SERVING_VERSION = flags.DEFINE_string(
     "tf_serving_version",
     "",
-    "check: the release the export targets (TF_SERVING_VERSION); empty: JAX's newest format.",
+    "The release the export targets (TF_SERVING_VERSION); empty: the default, the newest "
+    "release with an image. render refuses nightly, and a release without an image.",
 )
 
 
@@ -44,6 +47,7 @@ def run_render() -> None:
     if not _IMAGE.value:
         raise app.UsageError("render needs --image, the pinned TensorFlow Serving image")
     try:
+        render.pinned_release(_TF_SERVING_VERSION.value)
         files = render.render(
             _OUT.value, _MODEL_CONFIG.value, _SERVING_DIR.value, _IMAGE.value, _MODELS_URI.value
         )
@@ -56,7 +60,10 @@ def run_check() -> None:
     docs = check.load(_OUT.value)
     if not docs:
         sys.exit(f"error: nothing rendered under {_OUT.value}/rendered: run make manifests")
-    oldest = check.oldest_release(_TF_SERVING_VERSION.value)
+    try:
+        oldest = check.oldest_release(_TF_SERVING_VERSION.value)
+    except releases.ReleaseError as e:
+        sys.exit(f"error: {e}")
     problems = check.schema_problems(docs) + check.policy_problems(docs, oldest)
     for problem in problems:
         print(f"FAILED: {problem}")
