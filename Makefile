@@ -27,6 +27,7 @@ help: ## List the targets and the variables
 	$(HELP_VARIABLES)
 
 setup: $(STAMP) ## Create .venv with the pinned packages, pull DOCKER_IMAGE if Docker runs
+	@$(PY) -m tools.server_process check_release --tf_serving_version='$(TF_SERVING_VERSION)'
 	@if $(PY) -m tools.server_process docker_engine; then docker pull $(DOCKER_IMAGE); else echo "No Docker engine" \
 	  "answers: skipped 'docker pull $(DOCKER_IMAGE)'. make serve will use" \
 	  "tensorflow_model_server or the local server."; fi
@@ -40,7 +41,7 @@ $(STAMP): requirements.txt
 
 export: $(STAMP) ## Train MODEL, export it as the next version under MODEL_PATH/MODEL (or MODEL_VERSION)
 	$(PY) saved_model_main.py --model=$(MODEL) --model_path=$(MODEL_PATH) $(VERSION_FLAG) \
-		--serving_batch_size=$(SERVING_BATCH_SIZE_SAVE) \
+		--serving_batch_size=$(SERVING_BATCH_SIZE_SAVE) --tf_serving_version=$(TF_SERVING_VERSION) \
 		--compile_model --noshow_model $(strip $(EXPORT_FLAGS) $(VERBOSE_FLAG)) $(QUIET)
 
 inspect: $(STAMP) ## Show the SavedModel's signatures (newest version, or MODEL_VERSION)
@@ -52,6 +53,7 @@ inspect: $(STAMP) ## Show the SavedModel's signatures (newest version, or MODEL_
 
 # Runs make serve-docker, serve-binary or serve-local (make/serving.mk).
 serve: $(STAMP) ## Serve MODEL on GRPC_PORT and REST_PORT (SERVER=auto|docker|binary|local)
+	@$(PY) -m tools.server_process check_release --tf_serving_version='$(TF_SERVING_VERSION)'
 	@$(PY) -m tools.server_process refuse_if_running $(RUN_FILES)
 	@chosen=$$($(PY) -m tools.server_process choose_kind --server=$(SERVER)) && read -r kind why <<< "$$chosen" \
 	  && echo "Serving $(MODEL) with the $$kind server ($$why)." && $(MAKE) --no-print-directory serve-$$kind

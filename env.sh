@@ -16,37 +16,41 @@
 : "${SERVING_BATCH_SIZE:=16}"
 # How many test images `make request` sends.
 : "${COUNT_IMAGES:=128}"
+# The newest release with a Docker image: the last such row of serving/releases.tsv,
+# which lists the oldest first.
+tf_serving_newest_release() {
+  awk '!/^#/ && NF && $4 != "-" { r = $1 } END { print r }' serving/releases.tsv
+}
 # The oldest TensorFlow Serving release that must serve what `make export`
-# writes, 2.16 or newer (2.19, or a full 2.19.1): the export writes the format
-# that release reads. Empty: JAX's newest format, which 2.20 and newer read.
-# `make compat` shows which releases run an export.
-: "${TF_SERVING_VERSION:=}"
+# writes, and the one `make serve` runs: the export writes the format that
+# release reads. Default (also when empty): the newest release with a Docker
+# image. Any release of serving/releases.tsv with an image (2.19, or a full
+# 2.19.1); nightly: JAX's newest format and the tensorflow/serving:nightly
+# image, which changes daily. A release listed without an image (TensorFlow
+# 2.21, whose TensorFlow Serving is not out) is refused by `make export` and
+# `make serve`; `make compat` runs exports with its TensorFlow all the same.
+: "${TF_SERVING_VERSION:=$(tf_serving_newest_release)}"
 # 1: `make serve` runs the model on a GPU (Docker's -gpu image). The export
 # must then include it: make export PLATFORMS=cpu,cuda
 : "${GPU:=}"
 
 # TensorFlow Serving's Docker image for TF_SERVING_VERSION and GPU: the
 # release's image in serving/releases.tsv (the releases' one table), a full
-# release number (2.19.1) as its own tag, nightly for JAX's newest format or a
-# release without an image.
+# release number (2.19.1) as its own tag, nightly as itself. A release the
+# table has no image for keeps its number, which no image has: `make setup`,
+# `make serve` and `make manifests` refuse it with the reason first.
 tf_serving_image() {
   case "$TF_SERVING_VERSION" in
-    '') _tag=nightly ;;
     *.*.*) _tag=$TF_SERVING_VERSION ;;
-    *) _tag=$(awk -v r="$TF_SERVING_VERSION" '$1 == r { print $4 }' serving/releases.tsv)
+    *) _tag=$(awk -v r="$TF_SERVING_VERSION" '!/^#/ && $1 == r && $4 != "-" { print $4 }' \
+         serving/releases.tsv)
        _tag=${_tag:-$TF_SERVING_VERSION} ;;
   esac
-  [ "$_tag" != - ] || _tag=nightly
   case "$GPU" in
     1 | true | yes) _tag=$_tag-gpu ;;
   esac
   echo "tensorflow/serving:$_tag"
   unset _tag
-}
-# The release deploy/ pins: TF_SERVING_VERSION, or the newest with an image
-# (a cluster must not run nightly).
-tf_serving_pinned_release() {
-  echo "${TF_SERVING_VERSION:-$(awk '!/^#/ && $4 != "-" { r = $1 } END { print r }' serving/releases.tsv)}"
 }
 : "${DOCKER_IMAGE:=$(tf_serving_image)}"
 # TensorFlow Serving's own ports: gRPC and REST.

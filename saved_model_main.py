@@ -82,8 +82,9 @@ _WARMUP_BATCH_SIZES = flags.DEFINE_list(
 _TF_SERVING_VERSION = flags.DEFINE_string(
     "tf_serving_version",
     _DEFAULT.tf_serving_version,
-    "The oldest TensorFlow Serving release that must serve the export, such as 2.16 or "
-    "2.19.1 (serving/releases.tsv). Empty: JAX's newest format.",
+    "The oldest TensorFlow Serving release that must serve the export: one with an image in "
+    "serving/releases.tsv, such as 2.16 or 2.19.1; empty: the default, the newest such "
+    f"release. {releases.NIGHTLY}: JAX's newest format, for tensorflow/serving:nightly.",
 )
 _VERBOSE = flags.DEFINE_boolean("verbose", False, "Keep TensorFlow's and JAX's INFO lines.")
 _OVERWRITE = flags.DEFINE_boolean("overwrite", _DEFAULT.overwrite, "Replace an existing version.")
@@ -232,10 +233,13 @@ def test_savedmodel(path: str, jax_predict, test_data: mnist_data.Split) -> None
 
 
 def _serving_format(tf_serving_version: str) -> saved_model_lib.ServingFormat | None:
-    """The format that TensorFlow Serving `tf_serving_version` reads; None: JAX's newest."""
-    if not tf_serving_version:
+    """The format that TensorFlow Serving `tf_serving_version` reads; None (nightly): JAX's newest.
+
+    Raises ReleaseError, before any training, for a release that no server runs (2.21).
+    """
+    r = releases.target(tf_serving_version)
+    if r is None:
         return None
-    r = releases.find(tf_serving_version)
     return saved_model_lib.ServingFormat(r.calling_convention_version, r.stablehlo_version)
 
 

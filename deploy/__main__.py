@@ -1,8 +1,8 @@
 """The command line of deploy/: `make manifests`, `make deploy-check` and `make deploy`.
 
     python -m deploy render --out=deploy/out --image=tensorflow/serving:2.20.0 \
-        [--models_uri=gs://my-bucket/models] [--keep]
-    python -m deploy check --out=deploy/out [--tf_serving_version=2.19] [--overlay=gcs]
+        [--tf_serving_version=2.20] [--models_uri=gs://my-bucket/models] [--keep]
+    python -m deploy check --out=deploy/out [--tf_serving_version=2.20] [--overlay=gcs]
 
 render.py and check.py hold the work and read no flag; this reads them.
 """
@@ -13,6 +13,7 @@ import sys
 from absl import app, flags
 
 from deploy import check, render
+from serving import releases
 from serving.status import ServingError
 
 _OUT = flags.DEFINE_string(
@@ -47,7 +48,8 @@ _KUBECTL = flags.DEFINE_string(
 _TF_SERVING_VERSION = flags.DEFINE_string(
     "tf_serving_version",
     "",
-    "check: the release the export targets (TF_SERVING_VERSION); empty: JAX's newest format.",
+    "The release the export targets (TF_SERVING_VERSION); empty: the default, the newest "
+    "release with an image. render refuses nightly, and a release without an image.",
 )
 _OVERLAY = flags.DEFINE_string(
     "overlay",
@@ -65,6 +67,7 @@ def run_render() -> None:
         return  # `make deploy-check` says what it checks.
     models_uri = given or render.PLACEHOLDER_URI
     try:
+        render.pinned_release(_TF_SERVING_VERSION.value)
         files = render.render(
             out, _MODEL_CONFIG.value, _SERVING_DIR.value, _IMAGE.value, models_uri, _KUBECTL.value
         )
@@ -83,9 +86,9 @@ def run_check() -> None:
         sys.exit(f"error: {out} holds no complete rendering: run make manifests")
     try:
         docs = check.load_applied(out, _KUBECTL.value)
-    except (render.RenderError, OSError) as e:
+        oldest = check.oldest_release(_TF_SERVING_VERSION.value)
+    except (render.RenderError, releases.ReleaseError, OSError) as e:
         sys.exit(f"error: {e}")
-    oldest = check.oldest_release(_TF_SERVING_VERSION.value)
     problems = check.schema_problems(docs) + check.policy_problems(docs, oldest)
     for problem in problems:
         print(f"FAILED: {problem}")

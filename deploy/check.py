@@ -121,11 +121,13 @@ def overlay_problem(docs: list[tuple[str, dict]], overlay: str) -> str | None:
 def oldest_release(tf_serving_version: str) -> str:
     """The oldest TensorFlow Serving release that reads the export.
 
-    An export for a release names it; JAX's newest format is read by the
-    releases of the newest calling convention, by serving/releases.tsv.
+    An export for a release names it (empty: the default release); JAX's newest
+    format (nightly) is read by the releases of the newest calling convention, by
+    serving/releases.tsv. Raises ReleaseError for a release without a server (2.21).
     """
-    if tf_serving_version:
-        return releases.release_of(tf_serving_version)
+    release = releases.target(tf_serving_version)
+    if release:
+        return release.release
     table = releases.RELEASES.values()
     newest = max(r.calling_convention_version for r in table)
     return min(

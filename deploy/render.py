@@ -6,8 +6,9 @@
 The values that must agree across files come from their one place each: the
 models and their names from serving/models.config, the batching and
 monitoring files from serving/, the image from env.sh's tf_serving_image for
-the release the export targets (the Makefile passes it), TensorFlow Serving's
-ports from the local server's defaults. It writes:
+the release the export targets (the Makefile passes it; a cluster runs a
+release, never nightly: pinned_release), TensorFlow Serving's ports from the
+local server's defaults. It writes:
 
 - k8s/: the kustomize base and overlays (pvc, gcs) with their ConfigMap files,
   the pinned image and the model's probe path: `kubectl apply -k` an overlay;
@@ -26,7 +27,7 @@ import sysconfig
 
 import yaml
 
-from serving import model_config
+from serving import model_config, releases
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -52,6 +53,27 @@ def dns_label(name: str) -> str:
     if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", label):
         raise RenderError(f"model name {name!r} cannot be a DNS label ({label!r}); rename it")
     return label
+
+
+def pinned_release(tf_serving_version: str) -> releases.Release:
+    """The release a cluster runs for TF_SERVING_VERSION; RenderError for nightly or no release.
+
+    nightly changes daily: two pods, or one restarted tomorrow, could run different
+    servers. A cluster pins a release.
+    """
+    try:
+        release = releases.target(tf_serving_version)
+    except releases.ReleaseError as e:
+        raise RenderError(str(e)) from e
+    if release is None:
+        newest = releases.newest_with_image()
+        raise RenderError(
+            f"TF_SERVING_VERSION={releases.NIGHTLY}: a cluster must run a pinned TensorFlow "
+            f"Serving release, and tensorflow/serving:{releases.NIGHTLY} changes daily. Export "
+            f"for a release and render for it: make export TF_SERVING_VERSION={newest.release}, "
+            f"then make manifests TF_SERVING_VERSION={newest.release}"
+        )
+    return release
 
 
 def split_image(image: str) -> tuple[str, str]:

@@ -1,7 +1,7 @@
 # Scaling out (deploy/): Kubernetes manifests and KServe InferenceServices for
 # the models of serving/models.config, on TensorFlow Serving's image for the
-# release the export targets: DEPLOY_RELEASE and DEPLOY_IMAGE, which make/env.mk
-# reads from env.sh (TF_SERVING_VERSION; empty: the newest release with an image).
+# release the export targets: DEPLOY_IMAGE, which make/env.mk reads from env.sh
+# (TF_SERVING_VERSION's image). A cluster pins a release: render refuses nightly.
 DEPLOY_OUT ?= deploy/out
 OVERLAY ?= pvc
 # Empty: the placeholder gs://YOUR-BUCKET/models, which make deploy refuses to apply.
@@ -10,7 +10,7 @@ MODELS_URI ?=
 # PATH; KUBECTL=kubectl takes PATH's, e.g. one within a minor version of your cluster.
 KUBECTL ?= $(VENV)/bin/kubectl
 RENDER = $(PY) -m deploy render --out=$(DEPLOY_OUT) --image=$(DEPLOY_IMAGE) \
-	--models_uri='$(MODELS_URI)' --kubectl=$(KUBECTL)
+	--tf_serving_version='$(TF_SERVING_VERSION)' --models_uri='$(MODELS_URI)' --kubectl=$(KUBECTL)
 DEPLOY_CHECK = $(PY) -m deploy check --out=$(DEPLOY_OUT) --kubectl=$(KUBECTL) \
 	--tf_serving_version='$(TF_SERVING_VERSION)'
 

@@ -4,6 +4,8 @@ define HELP_VARIABLES
 @echo
 @echo "Variables (make VAR=value, or export VAR=value; defaults in env.sh):"
 @$(foreach v,$(ENV_VARS),printf '  %-24s %s\n' '$(v)' '$(or $($(v)),(empty))';)
+@echo "TF_SERVING_VERSION: a release with an image in serving/releases.tsv (default: the newest),"
+@echo "                    or nightly (JAX's newest format, the tensorflow/serving:nightly image)"
 @echo "Options: NUM_EPOCHS=3 MOCK_DATA=1 DATA_DIR=dir OVERWRITE=1 PLATFORMS=cpu,cuda (export)"
 @echo "         COMPAT_VERSIONS='2.16 2.21' (compat), VERBOSE=1 (every line, a line per batch)"
 @echo "         MODEL_CONFIG=serving/models.config BATCHING=1 MONITORING=1 (serve, reload)," \

@@ -21,7 +21,7 @@ import tensorflow as tf
 import saved_model_lib
 from models import mnist_data, show
 from models.train import TrainResult
-from serving import versions
+from serving import releases, versions
 from serving.env import DEFAULTS
 from serving.status import first_line
 
@@ -44,7 +44,8 @@ class ExportOptions:
     test_savedmodel: bool = True
     platforms: tuple[str, ...] = ("cpu",)
     warmup_batch_sizes: tuple[int, ...] = (1, 8, 16, 32, 64, 128)
-    tf_serving_version: str = ""  # Empty: JAX's newest format.
+    # The table's newest release with an image, as env.sh's default; "nightly": JAX's newest format.
+    tf_serving_version: str = releases.newest_with_image().release
     overwrite: bool = False
     mock_data: bool = False
     data_dir: str = ""
@@ -103,12 +104,14 @@ def write_export_info(
 ) -> None:
     """Records what was trained, how and how well: versions.EXPORT_INFO_FILE."""
     modules = dict.fromkeys(saved_model_lib.xla_call_modules(path))
+    target = releases.target(options.tf_serving_version)
     info = {
         "model": model_name,
         "classifier_layer": options.model_classifier_layer,
         "serving_batch_size": options.serving_batch_size,
         "platforms": list(options.platforms),
-        "tf_serving_version": options.tf_serving_version or None,
+        # The release it was made for ("2.20"), or "nightly": make serve and make compat read it.
+        "tf_serving_version": target.release if target else releases.NIGHTLY,
         "xla_call_modules": [dataclasses.asdict(m) for m in modules],  # make inspect shows them.
         "data": "mock" if options.mock_data else (options.data_dir or "tfds"),
         "num_epochs": options.num_epochs,

@@ -1,8 +1,14 @@
 """TensorFlow Serving's releases: which export format each reads, and its Docker image.
 
-The table is serving/releases.tsv, which env.sh reads too (for DOCKER_IMAGE).
-Standard library only: the Makefile's checks and deploy/ use it without
-importing TensorFlow or JAX.
+The table is serving/releases.tsv, which env.sh reads too (for TF_SERVING_VERSION's
+default and DOCKER_IMAGE). Standard library only: the Makefile's checks and deploy/
+use it without importing TensorFlow or JAX.
+
+What TF_SERVING_VERSION may name, for an export and for a server (`target`): a
+release of the table that has an image (2.19, or a full number such as 2.19.1); nightly,
+for JAX's newest format and the tensorflow/serving:nightly image; empty, for the
+default, the newest release with an image. A release whose TensorFlow exists but
+whose TensorFlow Serving does not (2.21) is no target: `make compat` alone runs it.
 """
 
 import dataclasses
@@ -10,7 +16,7 @@ import os
 import re
 
 TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "releases.tsv")
-# The image of TensorFlow's newest code, for JAX's newest format.
+# TF_SERVING_VERSION and image tag of TensorFlow Serving's newest code, for JAX's newest format.
 NIGHTLY = "nightly"
 
 
@@ -56,8 +62,8 @@ def release_of(tf_serving_version: str) -> str:
     if not match:
         raise ReleaseError(
             f"TF_SERVING_VERSION={tf_serving_version!r} is not a release number: give the "
-            "TensorFlow Serving release you run, such as 2.19 or 2.19.1 (empty: JAX's newest "
-            "format)."
+            "TensorFlow Serving release you run, such as 2.19 or 2.19.1 (or nightly, for "
+            "JAX's newest format and the tensorflow/serving:nightly image)."
         )
     return f"{int(match[1])}.{int(match[2])}"
 
@@ -71,8 +77,34 @@ def newest() -> Release:
 
 
 def newest_with_image() -> Release:
-    """The newest release that has a Docker image: what a cluster pins by default."""
+    """The newest release that has a Docker image: TF_SERVING_VERSION's default."""
     return max((r for r in RELEASES.values() if r.image_tag), key=lambda r: release_key(r.release))
+
+
+def target(tf_serving_version: str) -> Release | None:
+    """The release that TF_SERVING_VERSION names for an export or a server; None: nightly.
+
+    Empty names the default, newest_with_image(). Raises ReleaseError for what no
+    TensorFlow Serving release serves: a number the table does not know, or a release
+    without a server (TensorFlow 2.21 exists, TensorFlow Serving 2.21 does not yet).
+    """
+    value = tf_serving_version.strip()
+    if value == NIGHTLY:
+        return None
+    if not value:
+        return newest_with_image()
+    release = find(value)
+    if release.image_tag is None:
+        served = newest_with_image()
+        raise ReleaseError(
+            f"TF_SERVING_VERSION={value}: no TensorFlow Serving "
+            f"{release.release} release exists yet (TensorFlow {release.release} does, and "
+            f"`make compat` runs exports with it). The newest TensorFlow Serving release is "
+            f"{served.release}: use TF_SERVING_VERSION={served.release} (the default, image "
+            f"tensorflow/serving:{served.image_tag}), or TF_SERVING_VERSION={NIGHTLY} for JAX's "
+            f"newest format and the tensorflow/serving:{NIGHTLY} image."
+        )
+    return release
 
 
 def find(tf_serving_version: str) -> Release:
@@ -91,6 +123,7 @@ def find(tf_serving_version: str) -> Release:
         )
     raise ReleaseError(
         f"TensorFlow Serving {tf_serving_version} is newer than the releases this export knows "
-        f"({first.release} to {last.release}). Leave TF_SERVING_VERSION empty for JAX's newest "
-        f"format, or name {last.release}; then check the export with `make compat`."
+        f"({first.release} to {last.release}). Name {newest_with_image().release}, the newest "
+        f"release with an image, or {NIGHTLY} for JAX's newest format; then check the export "
+        "with `make compat`."
     )

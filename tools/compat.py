@@ -62,7 +62,8 @@ _TF_SERVING_VERSION = flags.DEFINE_string(
     "tf_serving_version",
     "",
     "The oldest release that must serve the model: this one and every newer one checked "
-    "must pass, or the exit status is 1. Default: what the export was made for.",
+    "must pass, or the exit status is 1. Default: what the export was made for; "
+    f"{releases.NIGHTLY} (JAX's newest format): the TensorFlow that exported it.",
 )
 _VENV_DIR = flags.DEFINE_string(
     "venv_dir", os.path.join(ROOT, ".compat"), "Where the virtualenvs of the releases live."
@@ -147,14 +148,19 @@ def check_release(python: str, release: str, saved_model_dir: str, timeout: int)
 
 
 def target_release(saved_model_dir: str, given: str) -> tuple[str, str]:
-    """The oldest release that must serve the model, and why that one."""
-    if given:
+    """The oldest release that must serve the model, and why that one.
+
+    nightly (given or recorded, as is a record without a release: JAX's newest format)
+    names no release: then the TensorFlow that exported the model must run it.
+    """
+    if given and given.strip() != releases.NIGHTLY:
         return release_of(given), "--tf_serving_version"
     info = versions.read_export_info(saved_model_dir)
-    if info.get("tf_serving_version"):
-        return release_of(info["tf_serving_version"]), "the export's TF_SERVING_VERSION"
+    recorded = info.get("tf_serving_version") or releases.NIGHTLY
+    if not given and recorded != releases.NIGHTLY:
+        return release_of(recorded), "the export's TF_SERVING_VERSION"
     if info.get("tensorflow"):
-        return release_of(info["tensorflow"]), "the TensorFlow that exported it"
+        return release_of(info["tensorflow"]), "nightly: the TensorFlow that exported it"
     raise CompatError(
         f"{saved_model_dir} does not say which release it was made for; give one: "
         "make compat TF_SERVING_VERSION=2.19"
@@ -195,11 +201,17 @@ def run() -> int:
     print(describe_format(saved_model_lib.xla_call_modules(saved_model_dir)), flush=True)
     if not _RUN.value:
         return 0
-    releases = sorted({release_of(v) for v in _VERSIONS.value}, key=release_key)
+    checked = sorted({release_of(v) for v in _VERSIONS.value}, key=release_key)
     target, why = target_release(saved_model_dir, _TF_SERVING_VERSION.value)
-    print(f"Must serve it: TensorFlow Serving {target} and newer ({why}).", flush=True)
+    # A release without a server (2.21) is a TensorFlow runtime alone: say so, and advise an
+    # export for a release that has a server.
+    known = releases.RELEASES.get(target)
+    served = bool(known and known.image_tag)
+    export_for = target if served else releases.newest_with_image().release
+    runtime = "TensorFlow Serving" if served else "TensorFlow"
+    print(f"Must serve it: {runtime} {target} and newer ({why}).", flush=True)
     results = {}
-    for release in releases:
+    for release in checked:
         try:
             python = release_python(_VENV_DIR.value, release, _TIMEOUT.value)
         except (CompatError, subprocess.TimeoutExpired) as e:
@@ -209,15 +221,15 @@ def run() -> int:
     print(format_table(results))
     passed = sum(r["matches"] for r in results.values())
     print(f"{passed}/{len(results)} releases run {_MODEL.value} version {version} as JAX does.")
-    required = [r for r in releases if release_key(r) >= release_key(target)]
+    required = [r for r in checked if release_key(r) >= release_key(target)]
     if not required:
         print(f"No checked release is {target} or newer: add one to COMPAT_VERSIONS.")
     failed = [r for r in required if not results[r]["matches"]]
     if failed:
         print(
             f"FAILED: TensorFlow Serving {', '.join(failed)} must serve it and cannot. Export for "
-            f"the oldest release you serve with (make export TF_SERVING_VERSION={target}), or "
-            "serve with a release that passes."
+            f"the oldest release you serve with (make export TF_SERVING_VERSION={export_for}), "
+            "or serve with a release that passes."
         )
         return 1
     return 0
@@ -235,16 +247,26 @@ def describe_format(modules: list[saved_model_lib.XlaCallModuleInfo]) -> str:
     ]
     table = releases.RELEASES
     readers = [r for r in table if not saved_model_lib.format_problems(modules, table[r])]
-    if readers:
-        oldest = min(readers, key=release_key)
+    served = [r for r in readers if table[r].image_tag]
+    if served:
+        oldest = min(served, key=release_key)
         lines.append(
             f"  By the format table, TensorFlow Serving {oldest} and newer read it "
             "(make compat runs it to prove it)."
         )
+    elif readers:  # Only releases whose TensorFlow exists and whose server does not yet.
+        newest = releases.newest_with_image()
+        lines.append(
+            f"  By the format table, TensorFlow {min(readers, key=release_key)} and newer read "
+            f"it, and no TensorFlow Serving release up to {newest.release}: serve it with "
+            f"tensorflow/serving:{releases.NIGHTLY}, or export for {newest.release} (make "
+            f"export TF_SERVING_VERSION={newest.release}); make compat runs it to tell which can."
+        )
     else:
         lines.append(
             "  The format table promises no release up to "
-            f"{releases.newest().release} for it; make compat runs it to tell which can."
+            f"{releases.newest().release} for it: serve it with tensorflow/serving:"
+            f"{releases.NIGHTLY}; make compat runs it to tell which releases can."
         )
     return "\n".join(lines)
 

@@ -3,6 +3,7 @@
     python -m tools.server_process refuse_if_running --pid_file=F --kind_file=F --container=C
     python -m tools.server_process choose_kind --server=auto
     python -m tools.server_process docker_engine
+    python -m tools.server_process check_release --tf_serving_version=2.20
     python -m tools.server_process preflight --model_name=M --model_base_path=DIR --ports=8500,8501
         [--tf_serving_version=2.19] [--gpu] [--model_config_file=F]
     python -m tools.server_process wait --model_name=M --rest_port=8501 [--pid=P | --container=C]
@@ -97,6 +98,19 @@ def docker_engine() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
 
 
+def serving_release(tf_serving_version: str) -> releases.Release | None:
+    """The release TF_SERVING_VERSION names for a server (None: nightly).
+
+    Exits with the reason for a value that no server runs, such as a release without a
+    TensorFlow Serving image (2.21): `make setup` and `make serve` check before Docker is
+    asked for an image that does not exist.
+    """
+    try:
+        return releases.target(tf_serving_version)
+    except releases.ReleaseError as e:
+        fail(str(e))
+
+
 def preflight(
     model_name: str,
     model_base_path: str,
@@ -109,8 +123,10 @@ def preflight(
 ) -> None:
     """`make serve`'s checks: a version to serve, exported for this server, and free ports.
 
-    With a model config file the server serves its models, and only the ports are checked.
+    With a model config file the server serves its models, and only the release and the
+    ports are checked. An empty tf_serving_version checks no release.
     """
+    serving = serving_release(tf_serving_version) if tf_serving_version else None
     if not model_config_file:
         if not os.path.isdir(model_base_path):
             fail(
@@ -124,7 +140,7 @@ def preflight(
                 "make export"
             )
         newest = max(found)
-        _check_export_fits(found[newest], newest, tf_serving_version, gpu)
+        _check_export_fits(found[newest], newest, serving, gpu)
     for port in ports:
         with socket.socket() as s:
             if s.connect_ex((host, port)) == 0:
@@ -135,8 +151,13 @@ def preflight(
                 )
 
 
-def _check_export_fits(version_dir: str, version: int, serving: str, gpu: bool) -> None:
-    """The version was exported for this server's device and release, as far as its record says."""
+def _check_export_fits(
+    version_dir: str, version: int, serving: releases.Release | None, gpu: bool
+) -> None:
+    """The version was exported for this server's device and release, as far as its record says.
+
+    `serving` None: nightly, or no release given, which reads every export's format.
+    """
     info = versions.read_export_info(version_dir)
     if not info:
         return  # Not exported by this project: nothing recorded to check.
@@ -148,21 +169,27 @@ def _check_export_fits(version_dir: str, version: int, serving: str, gpu: bool) 
             f"required by the module: [{', '.join(p.upper() for p in platforms)}]'. Export for "
             "both: make export PLATFORMS=cpu,cuda"
         )
-    exported = info.get("tf_serving_version")
+    # No record of a release: an export in JAX's newest format (nightly).
+    exported = info.get("tf_serving_version") or releases.NIGHTLY
+    if serving is None:
+        return
     try:
-        newer = bool(serving) and (
-            not exported
-            or releases.release_key(releases.release_of(exported))
-            > releases.release_key(releases.release_of(serving))
-        )
+        newer = exported == releases.NIGHTLY or releases.release_key(
+            releases.release_of(exported)
+        ) > releases.release_key(serving.release)
     except releases.ReleaseError as e:
         fail(str(e))
     if newer:
-        made_for = f"TensorFlow Serving {exported}" if exported else "JAX's newest format"
+        made_for = (
+            "JAX's newest format (TF_SERVING_VERSION=nightly)"
+            if exported == releases.NIGHTLY
+            else f"TensorFlow Serving {exported}"
+        )
         print(
             f"warning: version {version} was exported for {made_for}, which TensorFlow Serving "
-            f"{serving} may fail to run. Check: make compat TF_SERVING_VERSION={serving}; or "
-            f"export for it: make export TF_SERVING_VERSION={serving}",
+            f"{serving.release} may fail to run. Check: make compat "
+            f"TF_SERVING_VERSION={serving.release}; or export for it: make export "
+            f"TF_SERVING_VERSION={serving.release}",
             file=sys.stderr,
         )
 
@@ -321,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
         print(*choose_kind(args.server))
     elif args.command == "docker_engine":
         sys.exit(0 if docker_engine() else 1)
+    elif args.command == "check_release":
+        serving_release(args.tf_serving_version)
     elif args.command == "preflight":
         preflight(
             args.model_name,
@@ -380,12 +409,20 @@ def _parser() -> argparse.ArgumentParser:
     choose = commands.add_parser("choose_kind", help="print the kind of server to start, and why")
     choose.add_argument("--server", default="auto", help="auto, docker, binary or local")
     commands.add_parser("docker_engine", help="exit 0 if a Docker engine answers, else 1")
-    check = commands.add_parser("preflight", parents=[model], help="`make serve`'s checks")
+    release = argparse.ArgumentParser(add_help=False)
+    release.add_argument(
+        "--tf_serving_version",
+        default="",
+        help="the release that will serve (2.19, 2.19.1), or nightly; empty: none checked",
+    )
+    commands.add_parser(
+        "check_release",
+        parents=[release],
+        help="fail, saying why, if no TensorFlow Serving release or nightly is named (2.21)",
+    )
+    check = commands.add_parser("preflight", parents=[model, release], help="`make serve`'s checks")
     check.add_argument("--model_base_path", required=True, help="the model's directory")
     check.add_argument("--ports", type=_ports, default=[], help="ports that must be free")
-    check.add_argument(
-        "--tf_serving_version", default="", help="the release that will serve (2.19, 2.19.1)"
-    )
     check.add_argument("--gpu", action="store_true", help="the server runs the model on a GPU")
     check.add_argument(
         "--model_config_file", default="", help="the server serves this config's models"

@@ -12,6 +12,7 @@ import pytest
 from conftest import ROOT, run
 
 from deploy import check, render
+from serving import releases
 
 IMAGE = "tensorflow/serving:2.20.0"
 OLDEST = check.oldest_release("")
@@ -225,13 +226,34 @@ def test_dns_label(name, label):
     assert render.dns_label(name) == label
 
 
-def test_a_release_without_a_pinned_image_fails_the_check(tmp_path):
-    result = run(
-        ["make", "--no-print-directory", "deploy-check", f"DEPLOY_OUT={tmp_path / 'o'}",
-         "TF_SERVING_VERSION=2.21"]
-    )  # fmt: skip
+def test_a_cluster_pins_a_release_never_nightly():
+    """render refuses what a cluster cannot pin; the default is the newest release."""
+    assert render.pinned_release("") == render.pinned_release("2.20") == releases.RELEASES["2.20"]
+    with pytest.raises(render.RenderError) as error:
+        render.pinned_release("nightly")
+    assert str(error.value) == (
+        "TF_SERVING_VERSION=nightly: a cluster must run a pinned TensorFlow Serving release, "
+        "and tensorflow/serving:nightly changes daily. Export for a release and render for it: "
+        "make export TF_SERVING_VERSION=2.20, then make manifests TF_SERVING_VERSION=2.20"
+    )
+    with pytest.raises(render.RenderError, match=r"no TensorFlow Serving 2\.21 release exists yet"):
+        render.pinned_release("2.21")
+
+
+def test_the_check_reads_the_default_and_nightly_exports_as_2_20():
+    assert check.oldest_release("") == check.oldest_release("nightly") == "2.20"
+    assert check.oldest_release("2.19.1") == "2.19"
+    with pytest.raises(releases.ReleaseError, match=r"no TensorFlow Serving 2\.21 release"):
+        check.oldest_release("2.21")
+
+
+def test_make_manifests_refuses_nightly_and_renders_nothing(tmp_path):
+    out = tmp_path / "out"
+    result = run(["make", "--no-print-directory", "manifests", f"DEPLOY_OUT={out}",
+                  "TF_SERVING_VERSION=nightly"])  # fmt: skip
     assert result.returncode != 0
-    assert "image tag 'nightly' is not pinned to a release" in result.stdout
+    assert "error: TF_SERVING_VERSION=nightly: a cluster must run a pinned" in result.stderr
+    assert not out.exists()
 
 
 # ---- The Makefile: kubectl from .venv, MODELS_URI kept, the placeholder refused -------

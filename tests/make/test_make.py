@@ -32,6 +32,8 @@ def dry_run(*args: str, env: dict | None = None) -> list[str]:
     return make("-n", *args, env=env).replace("\\\n", " ").splitlines()
 
 
+# The default: serving/releases.tsv's newest release with an image (TensorFlow Serving 2.20).
+DEFAULT_IMAGE = "tensorflow/serving:2.20.0"
 # What the walkthrough's targets append: stderr through the start-up filter.
 QUIET = " 2> >(tools/quiet_startup.sh >&2)"
 
@@ -149,10 +151,15 @@ def test_python_flag_defaults_mirror_env_sh():
     assert export.model == defaults["MODEL"]
     assert export.model_path == defaults["MODEL_PATH"]
     assert str(export.serving_batch_size) == defaults["SERVING_BATCH_SIZE_SAVE"]
-    assert export.tf_serving_version == defaults["TF_SERVING_VERSION"] == ""
+    # Computed from serving/releases.tsv, in env.sh and in Python alike: the newest release
+    # with an image.
+    assert "TF_SERVING_VERSION" not in defaults
+    assert export.tf_serving_version == make_env()["TF_SERVING_VERSION"] == "2.20"
+    assert export.tf_serving_version == releases.newest_with_image().release
     # The flags take their defaults from the options.
     assert flags.FLAGS["model"].default == export.model
     assert flags.FLAGS["serving_batch_size"].default == export.serving_batch_size
+    assert flags.FLAGS["tf_serving_version"].default == export.tf_serving_version
 
 
 def test_makefile_reads_env_sh_once():
@@ -197,6 +204,7 @@ def test_make_n_export_shows_the_walkthrough_command(tmp_path):
         "--model=mnist_pure_jax",
         f"--model_path={tmp_path}",
         "--serving_batch_size=16",
+        "--tf_serving_version=2.20",
         "--compile_model",
         "--noshow_model",
     ]
@@ -349,13 +357,15 @@ def test_make_inspect_shows_the_version_serving_versions_finds(tmp_path, names, 
 
 
 def test_inspect_shows_what_the_ops_need(tmp_path):
-    export_model(tmp_path, model="mnist_pure_jax", num_epochs=0, tf_serving_version="2.19")
+    """The default export: 2.20's format, which make inspect says 2.20 reads."""
+    export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
     result = run(["make", "inspect", f"MODEL_PATH={tmp_path}", "MODEL=mnist_pure_jax"])
     assert result.returncode == 0, result.stderr
     assert "signature_def['serving_default']" in result.stdout
-    assert "XlaCallModule (2 ops): calling convention 9, StableHLO 1.9.1, platforms CPU" in (
+    assert "XlaCallModule (2 ops): calling convention 10, StableHLO 1.12.1, platforms CPU" in (
         result.stdout
     )
+    assert "By the format table, TensorFlow Serving 2.20 and newer read it" in result.stdout
 
 
 def test_make_n_compat_passes_the_variables():
@@ -371,11 +381,14 @@ def test_make_n_compat_passes_the_variables():
         "--venv_dir=.compat",
     ):
         assert flag in args
+    # Unless you set TF_SERVING_VERSION, the export's own target decides (tools/compat.py).
     (command,) = dry_run("compat")
     assert not any(
         a.startswith(("--versions", "--tf_serving", "--model_version"))
         for a in shlex.split(command)
     )
+    (command,) = dry_run("compat", env={"TF_SERVING_VERSION": "nightly"})
+    assert "--tf_serving_version=nightly" in shlex.split(command)
 
 
 # ---- serve and request --------------------------------------------------------------
@@ -394,6 +407,38 @@ def test_make_n_serve_docker_prints_the_walkthrough_command(tmp_path):
         "-e", "MODEL_NAME=mnist_flax", "-t", "--rm", "--name=serving",
         "tensorflow/serving:2.18.0", "--xla_cpu_compilation_enabled=true",
     ]  # fmt: skip
+
+
+def test_make_n_serve_and_setup_use_the_default_release_image(tmp_path):
+    assert f"tensorflow/serving:{releases.newest_with_image().image_tag}" == DEFAULT_IMAGE
+    variables = server_vars(tmp_path, server="docker")
+    (tmp_path / "models" / "mnist_flax" / "1").mkdir(parents=True)
+    lines = dry_run("serve", *variables)
+    (command,) = [line for line in lines if line.startswith("docker run")]
+    assert DEFAULT_IMAGE in shlex.split(command)
+    (preflight,) = [shlex.split(line) for line in lines if " preflight " in line]
+    assert "--tf_serving_version=2.20" in preflight
+    (pull,) = [line for line in dry_run("setup") if "docker pull" in line]
+    assert f"docker pull {DEFAULT_IMAGE};" in pull
+
+
+def test_setup_and_serve_refuse_a_release_without_a_server(tmp_path):
+    """Before Docker is asked for an image that does not exist, and before choosing a server."""
+    log = tmp_path / "docker.log"
+    docker = tmp_path / "bin" / "docker"
+    docker.parent.mkdir()
+    docker.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    docker.chmod(0o755)
+    path = {"PATH": f"{docker.parent}{os.pathsep}{os.environ['PATH']}"}
+    for target in (["setup"], ["serve", *server_vars(tmp_path)]):
+        result = run(["make", "--no-print-directory", *target, "TF_SERVING_VERSION=2.21"], env=path)
+        assert result.returncode != 0
+        assert "error: TF_SERVING_VERSION=2.21: no TensorFlow Serving 2.21 release" in (
+            result.stderr
+        )
+        assert "Serving mnist_flax" not in result.stdout
+    assert not log.exists()
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(
@@ -586,11 +631,17 @@ def test_setup_explains_a_missing_or_old_python_and_a_missing_venv_module(tmp_pa
 @pytest.mark.parametrize(
     "variables, image",
     [
-        pytest.param([], "tensorflow/serving:nightly", id="default"),
+        pytest.param([], DEFAULT_IMAGE, id="default"),
+        pytest.param(["TF_SERVING_VERSION="], DEFAULT_IMAGE, id="empty"),
         pytest.param(["TF_SERVING_VERSION=2.19"], "tensorflow/serving:2.19.1", id="release"),
         pytest.param(["TF_SERVING_VERSION=2.18.0"], "tensorflow/serving:2.18.0", id="full-number"),
-        pytest.param(["TF_SERVING_VERSION=2.21"], "tensorflow/serving:nightly", id="no-image-yet"),
-        pytest.param(["GPU=1"], "tensorflow/serving:nightly-gpu", id="gpu"),
+        pytest.param(["TF_SERVING_VERSION=nightly"], "tensorflow/serving:nightly", id="nightly"),
+        # No image: its number, which setup and serve refuse before Docker sees it.
+        pytest.param(["TF_SERVING_VERSION=2.21"], "tensorflow/serving:2.21", id="no-image-yet"),
+        pytest.param(["GPU=1"], "tensorflow/serving:2.20.0-gpu", id="gpu"),
+        pytest.param(
+            ["TF_SERVING_VERSION=nightly", "GPU=1"], "tensorflow/serving:nightly-gpu", id="n-gpu"
+        ),
         pytest.param(
             ["TF_SERVING_VERSION=2.16", "GPU=1"], "tensorflow/serving:2.16.1-gpu", id="both"
         ),
@@ -605,18 +656,18 @@ def test_docker_image_follows_tf_serving_version_and_gpu(variables, image):
     assert sourced["DOCKER_IMAGE"] == image
 
 
-def test_docker_image_and_pinned_release_come_from_the_release_table(tmp_path):
-    # env.sh reads serving/releases.tsv: a changed table changes the image.
+def test_the_default_release_and_its_image_come_from_the_release_table(tmp_path):
+    # env.sh reads serving/releases.tsv: a changed table changes the default and the image.
     (tmp_path / "serving").mkdir()
     (tmp_path / "env.sh").write_text((ROOT / "env.sh").read_text())
     (tmp_path / "serving" / "releases.tsv").write_text(
         "# release\tcalling_convention\tstablehlo\timage\n"
-        "2.19\t9\t1.9.1\t2.19.7\n2.20\t10\t1.12.1\t2.20.3\n2.21\t10\t1.13.7\t-\n"
+        "2.18\t9\t1.7.3\t2.18.4\n2.19\t9\t1.9.1\t2.19.7\n2.20\t10\t1.12.1\t-\n\n"
     )
 
     def sourced(version):
         return subprocess.run(
-            ["sh", "-c", '. ./env.sh && echo "$DOCKER_IMAGE $(tf_serving_pinned_release)"'],
+            ["sh", "-c", '. ./env.sh && echo "$TF_SERVING_VERSION $DOCKER_IMAGE"'],
             cwd=tmp_path,
             env={"PATH": os.environ["PATH"], "TF_SERVING_VERSION": version},
             capture_output=True,
@@ -624,6 +675,6 @@ def test_docker_image_and_pinned_release_come_from_the_release_table(tmp_path):
             check=True,
         ).stdout.split()
 
-    assert sourced("2.19") == ["tensorflow/serving:2.19.7", "2.19"]
-    assert sourced("2.21") == ["tensorflow/serving:nightly", "2.21"]
-    assert sourced("") == ["tensorflow/serving:nightly", "2.20"]
+    assert sourced("") == ["2.19", "tensorflow/serving:2.19.7"]
+    assert sourced("2.18") == ["2.18", "tensorflow/serving:2.18.4"]
+    assert sourced("nightly") == ["nightly", "tensorflow/serving:nightly"]

@@ -40,13 +40,57 @@ def test_export_for_a_release_writes_its_format(shared_export, release):
     ]
 
 
-def test_default_export_writes_jax_newest_format(shared_export):
+def test_default_export_is_for_the_newest_release_with_an_image(shared_export):
+    """2.20's format, recorded as made for 2.20: make compat requires 2.20 and newer."""
+    path = shared_export(model="mnist_pure_jax", num_epochs=0)
+    modules = saved_model_lib.xla_call_modules(path)
+    assert set(modules) == {saved_model_lib.XlaCallModuleInfo(10, ("CPU",), "1.12.1")}
+    assert saved_model_lib.format_problems(modules, releases.RELEASES["2.20"]) == []
+    assert saved_model_lib.format_problems(modules, releases.RELEASES["2.19"]) != []
+    # What make inspect says of it: tests/make/test_make.py::test_inspect_shows_what_the_ops_need.
+    assert versions.read_export_info(path)["tf_serving_version"] == "2.20"
+
+
+def test_nightly_export_writes_jax_newest_format(shared_export):
     import jax
 
-    path = shared_export(model="mnist_pure_jax")
+    path = shared_export(model="mnist_pure_jax", num_epochs=0, tf_serving_version="nightly")
     (module,) = set(saved_model_lib.xla_call_modules(path))
     assert module.calling_convention_version == jax.config.jax_export_calling_convention_version
-    assert module.stablehlo_version != "unknown"
+    # Newer than the newest TensorFlow's, here: only tensorflow/serving:nightly is made for it.
+    assert releases.release_key(module.stablehlo_version) > releases.release_key(
+        releases.newest().stablehlo_version
+    )
+    assert versions.read_export_info(path)["tf_serving_version"] == "nightly"
+
+
+def test_export_refuses_a_release_without_a_server_before_training(export, tmp_path):
+    with pytest.raises(ReleaseError) as error:
+        export(model="mnist_pure_jax", tf_serving_version="2.21")
+    assert str(error.value).startswith(
+        "TF_SERVING_VERSION=2.21: no TensorFlow Serving 2.21 release exists yet"
+    )
+    assert "use TF_SERVING_VERSION=2.20 (the default" in str(error.value)
+    assert not (tmp_path / "mnist_pure_jax").exists()
+
+
+def test_describe_format_names_no_server_for_a_format_only_2_21_reads():
+    """TensorFlow 2.21 reads StableHLO 1.13; no TensorFlow Serving release does yet.
+
+    In a process of its own: tools.compat's flags would clash with saved_model_main's.
+    """
+    describe = (
+        "from saved_model_lib import XlaCallModuleInfo; from tools import compat; "
+        "print(compat.describe_format([XlaCallModuleInfo(10, ('CPU',), '1.13.0')]))"
+    )
+    result = run([sys.executable, "-c", describe])
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert (
+        "By the format table, TensorFlow 2.21 and newer read it, and no TensorFlow Serving "
+        "release up to 2.20: serve it with tensorflow/serving:nightly, or export for 2.20"
+    ) in text
+    assert "TensorFlow Serving 2.21" not in text
 
 
 def test_export_refuses_a_release_before_training(export, tmp_path):
@@ -195,12 +239,26 @@ def test_compat_norun_describes_the_ops(exported):
     assert "| TF Serving |" not in result.stdout
 
 
-def test_compat_norun_of_jax_newest_format_promises_nothing(export, tmp_path):
-    export(model="mnist_pure_jax", num_epochs=0)
-    result = compat_cli(f"--model_path={tmp_path}", "--model=mnist_pure_jax", "--norun")
-    assert result.returncode == 0, result.stderr
+def test_compat_of_a_nightly_export_requires_the_tensorflow_that_exported_it(
+    shared_export, tmp_path
+):
+    """No release is promised for JAX's newest format. A stand-in 2.21 check: the target."""
+    path = shared_export(model="mnist_pure_jax", num_epochs=0, tf_serving_version="nightly")
+    python = tmp_path / "tf-2.21" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    found = check_savedmodel.empty_result(tensorflow="2.21.0")
+    found.update(loads=True, runs=True, max_abs_diff=0.0, matches=True)
+    python.write_text(f"#!/bin/sh\necho '{json.dumps(found)}'\n")
+    python.chmod(0o755)
+    (tmp_path / "tf-2.21" / ".installed").write_text("stand-in\n")
+    result = run_compat(path, "--versions=2.21", f"--venv_dir={tmp_path}")
+    assert result.returncode == 0, result.stdout + result.stderr
     assert "calling convention 10" in result.stdout
     assert "The format table promises no release up to 2.21 for it" in result.stdout
+    assert (
+        "Must serve it: TensorFlow 2.21 and newer (nightly: the TensorFlow that exported it)."
+    ) in result.stdout
+    assert "1/1 releases run" in result.stdout
 
 
 def test_make_distclean_deletes_the_virtualenvs_make_compat_makes(tmp_path):

@@ -162,7 +162,9 @@ def test_preflight_refuses_a_gpu_server_for_a_cpu_export(tmp_path):
         pytest.param("2.16", "2.19", False, id="older-export"),
         pytest.param("2.19", "2.19.1", False, id="same-release"),
         pytest.param("2.19", "2.16", True, id="newer-export"),
-        pytest.param(None, "2.19", True, id="jax-newest-format"),
+        pytest.param("nightly", "2.20", True, id="nightly-export"),
+        pytest.param(None, "2.20", True, id="record-without-a-release"),
+        pytest.param("2.20", "nightly", False, id="nightly-server"),
         pytest.param(None, "", False, id="release-not-given"),
     ],
 )
@@ -175,6 +177,29 @@ def test_preflight_warns_when_the_release_may_not_run_the_export(
     assert ("warning: version 1 was exported for" in err) == warns
     if warns:
         assert f"make compat TF_SERVING_VERSION={serving}" in err
+
+
+@pytest.mark.parametrize("model_config", ["", "serving/models.config"], ids=["model", "config"])
+def test_preflight_refuses_a_release_without_a_server(tmp_path, model_config):
+    write_export_info(tmp_path / "1", platforms=["cpu"], tf_serving_version="2.20")
+    with pytest.raises(SystemExit) as exit_:
+        server_process.preflight(
+            "m", str(tmp_path), [], tf_serving_version="2.21", model_config_file=model_config
+        )
+    message = str(exit_.value.code)
+    assert message.startswith("error: TF_SERVING_VERSION=2.21: no TensorFlow Serving 2.21 release")
+    assert "use TF_SERVING_VERSION=2.20 (the default, image tensorflow/serving:2.20.0)" in message
+
+
+def test_check_release_passes_a_release_and_nightly_and_refuses_what_no_server_runs(capsys):
+    """`make setup` and `make serve` run it before asking Docker for the image."""
+    for good in ("2.20", "2.19.1", "nightly", ""):
+        server_process.main(["check_release", f"--tf_serving_version={good}"])
+    assert capsys.readouterr() == ("", "")
+    for bad, message in (("2.21", "no TensorFlow Serving 2.21 release exists yet"),
+                         ("2.14", "TensorFlow Serving 2.14 cannot run this export")):  # fmt: skip
+        with pytest.raises(SystemExit, match=message):
+            server_process.main(["check_release", f"--tf_serving_version={bad}"])
 
 
 def test_preflight_explains_a_release_that_is_no_number(tmp_path):
