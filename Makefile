@@ -56,7 +56,7 @@ serve: $(STAMP) ## Serve MODEL on GRPC_PORT and REST_PORT (SERVER=auto|docker|bi
 	@$(PY) -m tools.server_process check_release --tf_serving_version='$(TF_SERVING_VERSION)'
 	@$(PY) -m tools.server_process refuse_if_running $(RUN_FILES)
 	@chosen=$$($(PY) -m tools.server_process choose_kind --server=$(SERVER)) && read -r kind why <<< "$$chosen" \
-	  && echo "Serving $(MODEL) with the $$kind server ($$why)." && $(MAKE) --no-print-directory serve-$$kind
+	  && echo "Serving $(if $(MODEL_CONFIG),the models of $(MODEL_CONFIG),$(MODEL)) with the $$kind server ($$why)." && $(MAKE) --no-print-directory serve-$$kind
 
 request: $(STAMP) ## Send COUNT_IMAGES test images to the server (PROTOCOL=grpc|rest)
 	$(PY) model_server_request.py --model_spec_name=$(MODEL) $(REQUEST_API) \

@@ -143,7 +143,8 @@ def test_readme_workflows_two_models_canary_batching_metrics(tmp_path, exports):
     variables = server_vars(tmp_path, server="local")[1:]  # Not MODEL_PATH: the exports'.
     variables += [f"MODEL_PATH={exports}", f"MODEL_CONFIG={config}", "BATCHING=1", "MONITORING=1"]
     grpc_port, rest_port = variables[1].split("=")[1], variables[2].split("=")[1]
-    make("serve", *variables)
+    output = make("serve", *variables)
+    assert f"Serving the models of {config} with the local server" in output
     try:
         # Two models at once.
         for model in ("mnist_pure_jax", "mnist_flax"):
