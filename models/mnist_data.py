@@ -40,7 +40,8 @@ _ALL_IDX_FILES = ", ".join(name for pair in IDX_FILES.values() for name in pair)
 # Where tfds 4.9 downloads MNIST from; only used to fail fast when offline.
 _TFDS_MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"
 _NETWORK_TIMEOUT_S = 5.0
-_MOCK_SIZES = {"train": 1024, "test": 256}
+# Test: as many as the largest COUNT_IMAGES the README and the benchmark send.
+_MOCK_SIZES = {"train": 1024, "test": 2048}
 
 
 class DataError(Exception):
