@@ -7,7 +7,7 @@ It trains mnist_pure_jax as `make export` does (Adam 1e-3, 3 epochs, batch
 test accuracy. The data: MNIST-format IDX files in --data_dir (Debian's
 dataset-fashion-mnist has Fashion-MNIST), and, if scikit-learn is installed,
 its 1,797 real handwritten digits (8x8, scaled to 24x24 and padded to 28x28;
-360 held out). The README's "What changed from upstream" quotes its output.
+360 held out). docs/upstream.md quotes its output.
 """
 
 import dataclasses

@@ -4,7 +4,7 @@
         --model_name=mnist_flax --model_base_path=/tmp/jax2tf/saved_models/mnist_flax
 
 `make serve` starts it where neither Docker nor tensorflow_model_server is
-available. Its flags are tensorflow_model_server's (local_server/README.md says
+available. Its flags are tensorflow_model_server's (docs/local_server.md says
 what it answers); this file reads them, and only this file.
 """
 

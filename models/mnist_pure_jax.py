@@ -17,7 +17,7 @@ _LAYER_SIZES = (math.prod(INPUT_SHAPE), 512, 512, NUM_CLASSES)
 
 # Normal weights of standard deviation 0.1, the upstream example's scale: in 3
 # epochs it trains as well as LeCun-normal on Fashion-MNIST and better on real
-# handwritten digits (python -m bench.mlp_init; README, "What changed from upstream").
+# handwritten digits (python -m bench.mlp_init; docs/upstream.md).
 _INIT_SCALE = 0.1
 
 

@@ -14,6 +14,20 @@ from local_server.harness import LocalServer, free_port
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
+# What a reader's shell may hold after the walkthrough (`export MOCK_DATA=1`, `source
+# env.sh`): env.sh's variables and the options of single targets (make/*.mk). The tests
+# set what they need, so `make test` starts from none of them.
+WALKTHROUGH_VARIABLES = (
+    "MODEL_PATH", "MODEL", "SERVING_BATCH_SIZE_SAVE", "SERVING_BATCH_SIZE", "MODEL_VERSION",
+    "COUNT_IMAGES", "TF_SERVING_VERSION", "GPU", "DOCKER_IMAGE", "GRPC_PORT", "REST_PORT",
+    "NUM_EPOCHS", "MOCK_DATA", "DATA_DIR", "OVERWRITE", "PLATFORMS", "PROTOCOL", "CONCURRENCY",
+    "LABEL", "VERBOSE", "SERVER", "MODEL_CONFIG", "BATCHING", "MONITORING",
+    "CONFIG_POLL_SECONDS", "COMPAT_VERSIONS", "COMPAT_DIR", "RUN_DIR", "DEPLOY_OUT", "OVERLAY",
+    "MODELS_URI", "QUICK",
+)  # fmt: skip
+for _name in WALKTHROUGH_VARIABLES:
+    os.environ.pop(_name, None)
+
 
 def export_options(model_path, **overrides) -> "saved_model_main.ExportOptions":
     """The options of a quick export under model_path: mock data, 1 epoch."""

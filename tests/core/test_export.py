@@ -130,7 +130,7 @@ def test_features_only_export(shared_export, model_name, features):
 
 @pytest.mark.parametrize("batch_size", [-1, 8])
 def test_in_process_call_of_the_readme_gives_what_the_signature_gives(shared_export, batch_size):
-    # The README's cheapest in-process call: the concrete function of the
+    # bench/README.md's cheapest in-process call: the concrete function of the
     # module's __call__, at the signature's input shape.
     path = layout_export(shared_export, "mnist_pure_jax", batch_size)
     loaded = tf.saved_model.load(path)

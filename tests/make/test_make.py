@@ -612,12 +612,12 @@ def test_setup_pulls_the_image_only_when_docker_answers(tmp_path, answers):
 def test_setup_explains_a_missing_or_old_python_and_a_missing_venv_module(tmp_path):
     venv = f"VENV={tmp_path / 'venv'}"
     result = run(["make", "setup", "PYTHON3=/nonexistent/python3", venv])
-    assert result.returncode != 0 and "missing or older than Python 3.10" in result.stderr
-    old = tmp_path / "python3.8"
-    old.write_text("#!/bin/sh\nexit 1  # What Python 3.8 answers to the version check.\n")
+    assert result.returncode != 0 and "missing or older than Python 3.11" in result.stderr
+    old = tmp_path / "python3.10"
+    old.write_text("#!/bin/sh\nexit 1  # What Python 3.10 answers to the version check.\n")
     old.chmod(0o755)
     result = run(["make", "setup", f"PYTHON3={old}", venv])
-    assert result.returncode != 0 and "missing or older than Python 3.10" in result.stderr
+    assert result.returncode != 0 and "missing or older than Python 3.11" in result.stderr
     no_venv = tmp_path / "python3-without-venv"
     no_venv.write_text(
         f'#!/bin/sh\ncase "$*" in *"import venv"*) exit 1;; esac\nexec {sys.executable} "$@"\n'
