@@ -30,8 +30,11 @@ for _name in WALKTHROUGH_VARIABLES:
 
 
 def export_options(model_path, **overrides) -> "saved_model_main.ExportOptions":
-    """The options of a quick export under model_path: mock data, 1 epoch."""
-    settings = dict(mock_data=True, num_epochs=1, model_path=str(model_path))
+    """The options of a quick export under model_path: mock data, 1 epoch, and warmup at
+    batch 1 only (a server compiles each warmup size when it loads the version)."""
+    settings = dict(
+        mock_data=True, num_epochs=1, model_path=str(model_path), warmup_batch_sizes=(1,)
+    )
     settings.update(overrides)
     for name in ("platforms", "warmup_batch_sizes"):
         if name in settings:

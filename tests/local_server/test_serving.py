@@ -380,7 +380,13 @@ def test_server_refuses_a_busy_port(tmp_path):
 def test_export_writes_warmup_requests_that_the_server_replays(tmp_path, batch, sizes):
     from tensorflow_serving.apis import prediction_log_pb2
 
-    path = export_model(tmp_path, model="mnist_pure_jax", num_epochs=0, serving_batch_size=batch)
+    from models.export_lib import ExportOptions
+
+    default = ExportOptions().warmup_batch_sizes  # The sizes a batch -1 gets.
+    path = export_model(
+        tmp_path, model="mnist_pure_jax", num_epochs=0, serving_batch_size=batch,
+        warmup_batch_sizes=default,
+    )  # fmt: skip
     warmup = os.path.join(path, "assets.extra", "tf_serving_warmup_requests")
     logs = [
         prediction_log_pb2.PredictionLog.FromString(r.numpy())
