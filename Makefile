@@ -48,7 +48,7 @@ inspect: $(STAMP) ## Show the SavedModel's signatures (newest version, or MODEL_
 	$(eval INSPECT_DIR := $(shell $(PY) -m tools.exports version_dir --model_base_path=$(MODEL_PATH)/$(MODEL) \
 		$(if $(MODEL_VERSION),--version=$(MODEL_VERSION)) $(QUIET)))
 	@[ -n "$(INSPECT_DIR)" ]
-	$(VENV)/bin/saved_model_cli show --all --dir $(INSPECT_DIR)
+	$(VENV)/bin/saved_model_cli show --all --dir $(INSPECT_DIR) $(QUIET)
 	@$(PY) -m tools.compat --norun --model_path=$(MODEL_PATH) --model=$(MODEL) $(VERSION_FLAG) $(QUIET)
 
 # Runs make serve-docker, serve-binary or serve-local (make/serving.mk).

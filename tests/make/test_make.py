@@ -356,18 +356,6 @@ def test_make_inspect_shows_the_version_serving_versions_finds(tmp_path, names, 
     assert shlex.split(command)[-1] == f"{model}/{shown}"
 
 
-def test_inspect_shows_what_the_ops_need(tmp_path):
-    """The default export: 2.20's format, which make inspect says 2.20 reads."""
-    export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
-    result = run(["make", "inspect", f"MODEL_PATH={tmp_path}", "MODEL=mnist_pure_jax"])
-    assert result.returncode == 0, result.stderr
-    assert "signature_def['serving_default']" in result.stdout
-    assert "XlaCallModule (2 ops): calling convention 10, StableHLO 1.12.1, platforms CPU" in (
-        result.stdout
-    )
-    assert "By the format table, TensorFlow Serving 2.20 and newer read it" in result.stdout
-
-
 def test_make_n_compat_passes_the_variables():
     (command,) = dry_run(
         "compat", "COMPAT_VERSIONS=2.16  2.21", "TF_SERVING_VERSION=2.16", "MODEL_VERSION=3"

@@ -47,7 +47,7 @@ def test_default_export_is_for_the_newest_release_with_an_image(shared_export):
     assert set(modules) == {saved_model_lib.XlaCallModuleInfo(10, ("CPU",), "1.12.1")}
     assert saved_model_lib.format_problems(modules, releases.RELEASES["2.20"]) == []
     assert saved_model_lib.format_problems(modules, releases.RELEASES["2.19"]) != []
-    # What make inspect says of it: tests/make/test_make.py::test_inspect_shows_what_the_ops_need.
+    # What make inspect says of it: README.md's step 3, run by tests/docs/test_readme.py.
     assert versions.read_export_info(path)["tf_serving_version"] == "2.20"
 
 
@@ -227,16 +227,6 @@ def test_compat_without_a_version_says_to_export(tmp_path):
     result = compat_cli(f"--model_path={tmp_path}", "--norun")
     assert result.returncode == 1
     assert f"error: no version under {tmp_path}/mnist_flax: export one first" in result.stderr
-
-
-def test_compat_norun_describes_the_ops(exported):
-    result = run_compat(exported, "--norun")
-    assert result.returncode == 0, result.stderr
-    assert "XlaCallModule (2 ops): calling convention 9, StableHLO 0.17.7, platforms CPU" in (
-        result.stdout
-    )
-    assert "By the format table, TensorFlow Serving 2.16 and newer read it" in result.stdout
-    assert "| TF Serving |" not in result.stdout
 
 
 def test_compat_of_a_nightly_export_requires_the_tensorflow_that_exported_it(
