@@ -68,6 +68,9 @@ serve-check:
 # The walkthrough's command, detached (-d) so that make returns; `docker logs
 # -f` keeps the log in LOG_FILE, since --rm deletes it with the container.
 serve-docker: serve-check
+	@$(PY) -m tools.server_process docker_engine || { echo "error: SERVER=docker, but no Docker" \
+	  "engine answers ('docker info' fails). Start Docker, or leave SERVER out: make serve" \
+	  "then runs tensorflow_model_server or the local server." >&2; exit 1; }
 	docker run -d -p $(GRPC_PORT):8500 -p $(REST_PORT):8501 $(if $(GPU_ON),--gpus all) \
 		$(strip $(DOCKER_MOUNTS)) \
 		-e MODEL_NAME=$(MODEL) -t --rm --name=$(CONTAINER) $(DOCKER_IMAGE) \

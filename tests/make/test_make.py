@@ -666,3 +666,23 @@ def test_the_default_release_and_its_image_come_from_the_release_table(tmp_path)
     assert sourced("") == ["2.19", "tensorflow/serving:2.19.7"]
     assert sourced("2.18") == ["2.18", "tensorflow/serving:2.18.4"]
     assert sourced("nightly") == ["nightly", "tensorflow/serving:nightly"]
+
+
+def test_serve_docker_without_an_engine_says_what_to_do(tmp_path, shared_export):
+    """A `docker` client whose engine does not answer: the advice, not Docker's own error."""
+    version = shared_export(model="mnist_pure_jax", num_epochs=0)
+    (tmp_path / "bin").mkdir()
+    docker = tmp_path / "bin" / "docker"
+    docker.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "docker.log"}\nexit 1\n')
+    docker.chmod(0o755)
+    variables = server_vars(tmp_path, server="docker")
+    variables[0] = f"MODEL_PATH={os.path.dirname(os.path.dirname(version))}"
+    path = f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"
+    result = run(
+        ["make", "--no-print-directory", "serve", "MODEL=mnist_pure_jax", *variables],
+        env={"PATH": path},
+    )
+    assert result.returncode != 0
+    assert "error: SERVER=docker, but no Docker engine answers" in result.stderr
+    assert "leave SERVER out" in result.stderr
+    assert (tmp_path / "docker.log").read_text().splitlines() == ["info"]  # Never `run`.
