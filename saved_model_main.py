@@ -1,4 +1,4 @@
-"""Train an MNIST model in JAX, convert it with jax2tf and publish it for TensorFlow Serving.
+r"""Train an MNIST model in JAX, convert it with jax2tf and publish it for TensorFlow Serving.
 
     python saved_model_main.py --model=mnist_flax --model_path=/tmp/jax2tf/saved_models \
         --serving_batch_size=-1 --compile_model --noshow_model

@@ -29,7 +29,7 @@ def describe(statuses: list[dict]) -> str:
     for s in sorted(statuses, key=lambda s: -int(s["version"])):
         error = s.get("status", {}).get("error_message")
         lines.append(f"  version {s['version']}: {s['state']}" + (f" ({error})" if error else ""))
-    return "\n".join(lines) or "  no versions yet"
+    return "\n".join(lines)
 
 
 def wait_for(

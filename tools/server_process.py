@@ -244,7 +244,13 @@ def status(model_name: str, rest_port: int, host: str = "localhost") -> None:
     except (requests.RequestException, ValueError) as e:
         fail(str(e))
     print(f"Model {model_name} at {host}:{rest_port}:")
-    print(model_status.describe(statuses))
+    if statuses:
+        print(model_status.describe(statuses))
+    else:  # TensorFlow Serving answers the same 404 for both.
+        print(
+            f"  no version: the server is still loading {model_name}, or serves no model of "
+            "that name (make status MODEL=<the served name>)"
+        )
 
 
 def stop(pid_file: str, kind_file: str, container: str) -> None:

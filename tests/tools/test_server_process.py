@@ -285,6 +285,11 @@ def test_wait_and_status_read_the_rest_api(capsys):
         )
         with pytest.raises(SystemExit, match=r"model c did not become AVAILABLE within 0.2 s"):
             server_process.wait(["c"], port, timeout=0.2)
+        server_process.status("c", port)  # Not served, or not loaded yet: one 404.
+        assert capsys.readouterr().out == (
+            f"Model c at localhost:{port}:\n  no version: the server is still loading c, or "
+            "serves no model of that name (make status MODEL=<the served name>)\n"
+        )
 
 
 def test_wait_stops_when_the_server_exits_and_shows_its_log(tmp_path, dead_pid):
