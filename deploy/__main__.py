@@ -95,8 +95,9 @@ def run_check() -> None:
     if problems:
         sys.exit(f"error: {len(problems)} problem(s) in {out}")
     print(
-        f"{len(docs)} objects valid (Kubernetes {check.KUBERNETES_VERSION}, strict) and as "
-        "the policies want."
+        f"{len(docs)} objects valid (Kubernetes {check.KUBERNETES_VERSION}, strict), every pod "
+        "meets the restricted Pod Security Standard, a NetworkPolicy guards each overlay, and "
+        "the policies hold."
     )
     if render.PLACEHOLDER_BUCKET in models_uri:
         print(
