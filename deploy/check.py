@@ -178,9 +178,16 @@ def policy_problems(docs: list[tuple[str, dict]], oldest: str) -> list[str]:
         for kind in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
             if kind not in kinds:
                 problems.append(f"{manifest}: no {kind}")
-        problems += network_policy_problems(
-            [doc for file, doc in docs if file == manifest], manifest
-        )
+        objects = [doc for file, doc in docs if file == manifest]
+        problems += network_policy_problems(objects, manifest)
+        namespaces = {
+            d.get("metadata", {}).get("namespace") for d in objects if d.get("kind") != "Namespace"
+        }
+        if len(namespaces) != 1 or None in namespaces:
+            problems.append(
+                f"{manifest}: the objects must share one namespace (kustomization's namespace:, "
+                f"in the overlay too); they are in {sorted(map(str, namespaces))}"
+            )
     return problems
 
 

@@ -11,7 +11,7 @@ define HELP_VARIABLES
 @echo "         MODEL_CONFIG=serving/models.config BATCHING=1 MONITORING=1 (serve, reload)," \
   "LABEL=canary (request)"
 @echo "         MODELS_URI=gs://bucket/models OVERLAY=gcs DEPLOY_OUT=dir KUBECTL=kubectl" \
-  "(manifests, deploy-check, deploy)"
+  "CHECKOV=path (manifests, deploy-check, deploy)"
 @echo
 @echo "What a server that \`make serve\` started answers (TensorFlow Serving's API; any SERVER kind):"
 @echo "  gRPC on GRPC_PORT: PredictionService Predict, Classify, Regress, MultiInference,"

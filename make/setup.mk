@@ -13,6 +13,6 @@ define CHECK_PYTHON3
 endef
 
 .PHONY: distclean
-distclean: ## `make clean`, and delete .venv and the virtualenvs of `make compat`
+distclean: ## `make clean`, and delete .venv, .venv-checkov and the virtualenvs of `make compat`
 	@if [ -x $(PY) ]; then $(MAKE) --no-print-directory clean; fi
-	rm -rf $(VENV) $(COMPAT_DIR)
+	rm -rf $(VENV) $(CHECKOV_VENV) $(COMPAT_DIR)
