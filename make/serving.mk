@@ -65,13 +65,14 @@ STOP_SERVER = $(SERVER_PROCESS) stop $(RUN_FILES)
 
 .PHONY: serve-check serve-docker serve-binary serve-local reload status stop certs
 
-# A version to serve, exported for this server's device and release; free ports.
+# The TLS files if asked; a version to serve, exported for this server's device and release;
+# free ports.
 serve-check:
+	@$(if $(TLS_DIR),[ -r $(SSL_CONFIG) ] || { echo "error: TLS_DIR=$(TLS_DIR) holds no readable" \
+	  "ssl.config: make certs TLS_DIR=$(TLS_DIR) makes one (for trying)" >&2; exit 1; })
 	@$(SERVER_PROCESS) preflight --model_name=$(MODEL) --model_base_path=$(MODEL_PATH)/$(MODEL) \
 		--ports=$(GRPC_PORT),$(REST_PORT) --tf_serving_version='$(TF_SERVING_VERSION)' \
 		$(if $(GPU_ON),--gpu) $(MODEL_CONFIG_FLAG) $(QUIET)
-	@$(if $(TLS_DIR),[ -r $(SSL_CONFIG) ] || { echo "error: TLS_DIR=$(TLS_DIR) holds no readable" \
-	  "ssl.config: make certs TLS_DIR=$(TLS_DIR) makes one, for trying" >&2; exit 1; })
 	@mkdir -p $(RUN_DIR)
 	@$(if $(MODEL_CONFIG),$(PY) -m tools.model_config_files host_copy $(MODEL_CONFIG_FLAG) \
 		--exports_path=$(MODEL_PATH) --out=$(HOST_MODEL_CONFIG) $(QUIET))
