@@ -38,8 +38,7 @@ setup: $(STAMP) $(CHECKOV_STAMP) ## Create .venv (and .venv-checkov) with the pi
 $(STAMP): requirements.txt
 	$(CHECK_PYTHON3)
 	$(PYTHON3) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements.txt
 	@touch $@
 	@echo "Set up $(VENV) with the packages of requirements.txt."
 
