@@ -21,4 +21,4 @@ REQUEST_API = $(if $(filter rest,$(PROTOCOL)),--nouse_grpc --prediction_service_
 	$(filter grpc,$(PROTOCOL)),--use_grpc --prediction_service_addr=localhost:$(GRPC_PORT),$(error \
 	PROTOCOL=$(PROTOCOL): choose grpc or rest)))
 REQUEST_FLAGS = $(DATA_FLAGS) $(if $(CONCURRENCY),--concurrency=$(CONCURRENCY)) \
-	$(if $(LABEL),--model_version_label=$(LABEL))
+	$(if $(LABEL),--model_version_label=$(LABEL)) $(if $(IMAGES),--images='$(IMAGES)')

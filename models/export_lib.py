@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 import saved_model_lib
-from models import image_signature, mnist_data, show
+from models import image_signature, image_spec, mnist_data, show
 from models.train import TrainResult
 from serving import releases, versions
 from serving.env import DEFAULTS
@@ -107,7 +107,7 @@ def write_assets(
         image_requests = []
         if images:
             first = images["images"][: fixed or 1]
-            image_requests = [(image_signature.SIGNATURE_NAME, image_signature.INPUT_NAME, first)]
+            image_requests = [(image_spec.SIGNATURE_NAME, image_spec.INPUT_NAME, first)]
         saved_model_lib.write_warmup_requests(
             path, batches, model_name=served_name, extra_requests=image_requests
         )
@@ -127,7 +127,10 @@ def image_signatures(options: ExportOptions):
 
 
 def png_batch(data: mnist_data.Split, batch_size: int) -> np.ndarray:
-    """The first `batch_size` images of `data` as PNG files (a bytes array: a PNG ends in no NUL)."""
+    """The first `batch_size` images of `data` as PNG files' bytes.
+
+    A numpy bytes array drops trailing NULs, but a PNG always ends with IEND's CRC.
+    """
     images = data.images[np.arange(batch_size) % len(data)]
     return np.array([tf.io.encode_png(image).numpy() for image in images], dtype=bytes)
 

@@ -8,21 +8,16 @@ front of the jax2tf function (image decoding has no XLA kernel, so it stays out 
 jit-compiled part), in the SavedModel itself: every client sends plain image files,
 and the preprocessing is the one the model was trained with. Only TensorFlow ops that
 TensorFlow Serving 2.16 has: DecodePng, DecodeJpeg, ResizeArea, and plain math.
+Its names and limits are models/image_spec.py's.
 """
 
 from collections.abc import Callable
 
 import tensorflow as tf
 
+from models.image_spec import CLASSES, MAX_SIDE, PROBABILITIES, SIGNATURE_NAME
 from models.mnist_data import INPUT_SHAPE
 
-SIGNATURE_NAME = "predict_images"
-INPUT_NAME = "images"  # tf.string, one encoded image per element.
-CLASSES = "classes"  # int64 (B,): the predicted digit.
-PROBABILITIES = "probabilities"  # float32 (B, 10).
-# The largest width and height accepted, checked from the file's header before decoding,
-# so that a huge image (or a small file that claims one) costs no memory.
-MAX_SIDE = 2048
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"  # The IEND chunk's type and CRC: the last 8 bytes of a PNG.
 _PNG_MIN_BYTES = 45  # Signature, IHDR and IEND chunks.
@@ -47,7 +42,7 @@ def extra_signatures(
 
     def signatures(float_fn) -> dict:
         @tf.function(autograph=False, input_signature=[tf.TensorSpec([batch_size], tf.string)])
-        def predict_images(images):
+        def predict_images(images):  # The argument's name is the input's: INPUT_NAME.
             """Classifies encoded images (PNG or JPEG, any size, grayscale or colour).
 
             Each image is decoded, composited over white where it has transparency,
@@ -148,4 +143,3 @@ def _png_size(data: tf.Tensor) -> tf.Tensor:
 
 def _jpeg_size(data: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.image.extract_jpeg_shape(data)[:2], tf.int64)
-
