@@ -46,9 +46,8 @@ def main(argv: list[str]) -> None:
     samples = sample_images(data, _COUNT.value)
     for name, image in samples:
         tf.io.write_file(os.path.join(_OUT.value, name), tf.io.encode_png(image))
-    print(
-        f"Wrote {len(samples)} test digits to {_OUT.value}/ (make request IMAGES='{_OUT.value}/*.png')."
-    )
+    pattern = os.path.join(_OUT.value, "*.png")
+    print(f"Wrote {len(samples)} test digits to {_OUT.value}/ (make request IMAGES='{pattern}').")
 
 
 if __name__ == "__main__":
