@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import module, run as run_command
+from conftest import module
+from conftest import run as run_command
 from tensorflow_serving.apis import prediction_log_pb2
 
 import saved_model_lib

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import ROOT, local_server
-from local_server.harness import free_port
 
 import image_client
 import serving_client
+from local_server.harness import free_port
 from models import export_lib, mnist_data
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
