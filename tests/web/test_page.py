@@ -5,6 +5,7 @@ not needed). Without Chromium the tests skip and say so, except in CI (CI set), 
 """
 
 import base64
+import importlib.util
 import json
 import os
 import shutil
@@ -28,10 +29,14 @@ MODEL = "mnist_pure_jax"
 
 @pytest.fixture(scope="module")
 def browser():
+    reason = None
     if not os.path.exists(CHROMIUM):
         reason = f"no Chromium at {CHROMIUM}: apt-get install chromium (.ci/run does)"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run the browser test")
+    elif importlib.util.find_spec("playwright") is None:
+        reason = "no playwright package in this virtualenv: pip install playwright"
+    if reason and os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI must run the browser test")
+    if reason:
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
