@@ -6,8 +6,9 @@
 TensorFlow decodes, converts to grayscale, resizes to 28x28, scales and inverts in
 front of the jax2tf function (image decoding has no XLA kernel, so it stays out of the
 jit-compiled part), in the SavedModel itself: every client sends plain image files,
-and the preprocessing is the one the model was trained with. Only TensorFlow ops that
-TensorFlow Serving 2.16 has: DecodePng, DecodeJpeg, ResizeArea, and plain math.
+and the preprocessing is the one the model was trained with. It uses only ops that
+TensorFlow Serving 2.16 already has (DecodePng, DecodeJpeg, ExtractJpegShape,
+ResizeArea, Assert, string and math ops; `make compat` runs it on each release).
 Its names and limits are models/image_spec.py's.
 """
 
@@ -87,9 +88,8 @@ def _preprocess(args: tuple[tf.Tensor, tf.Tensor]) -> tf.Tensor:
     # rgb_to_grayscale's weights sum to 0.9999: rounding gives back a grey image's own pixels.
     gray = tf.round(gray)
     small = tf.image.resize(gray, (_HEIGHT, _WIDTH), method="area")
-    border = tf.concat(
-        [small[0], small[-1], small[1:-1, 0], small[1:-1, -1]], axis=0
-    )  # The 28x28's outermost pixels.
+    # The 28x28's outermost pixels: light means dark ink on light paper.
+    border = tf.concat([small[0], small[-1], small[1:-1, 0], small[1:-1, -1]], axis=0)
     small = tf.cond(tf.reduce_mean(border) > 127.5, lambda: 255.0 - small, lambda: small)
     return tf.ensure_shape(small / 255.0, INPUT_SHAPE)
 
