@@ -34,8 +34,7 @@ setup: $(STAMP) ## Create .venv with the pinned packages, pull DOCKER_IMAGE if D
 $(STAMP): requirements.txt
 	$(CHECK_PYTHON3)
 	$(PYTHON3) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements.txt
 	@touch $@
 	@echo "Set up $(VENV) with the packages of requirements.txt."
 
