@@ -136,9 +136,9 @@ class RestClient:
             return np.asarray(_answer(response)["predictions"], dtype=np.float32)
 
     def predict_signature(self, signature_name: str, inputs: dict) -> dict[str, np.ndarray]:
-        """Predict on any signature with two or more outputs: {input name: array} -> {output
-        name: array}, in the columnar format; bytes go as {"b64": ...}, as TensorFlow Serving reads
-        them."""
+        """Predict on any signature of two or more outputs: {input name: array} -> {output
+        name: array}. In the columnar ("inputs") format, which names each output when there
+        are several; bytes go as {"b64": ...}, as TensorFlow Serving reads them."""
         columns = {
             name: [{"b64": base64.b64encode(b).decode()} for b in value]
             if np.asarray(value).dtype.kind in "SO"
