@@ -12,7 +12,7 @@ ENV_VARS := MODEL_PATH MODEL SERVING_BATCH_SIZE_SAVE SERVING_BATCH_SIZE MODEL_VE
 include make/env.mk
 # Options, passed on only when set (make/flags.mk makes them flags): export takes
 # NUM_EPOCHS MOCK_DATA DATA_DIR OVERWRITE PLATFORMS; request PROTOCOL CONCURRENCY
-# LABEL; VERBOSE=1 shows every line.
+# LABEL IMAGES; VERBOSE=1 shows every line.
 SERVER ?= auto
 PROTOCOL ?= grpc
 PYTHON3 ?= python3
@@ -61,7 +61,7 @@ serve: $(STAMP) ## Serve MODEL on GRPC_PORT and REST_PORT (SERVER=auto|docker|bi
 	@chosen=$$($(PY) -m tools.server_process choose_kind --server=$(SERVER)) && read -r kind why <<< "$$chosen" \
 	  && echo "Serving $(if $(MODEL_CONFIG),the models of $(MODEL_CONFIG),$(MODEL)) with the $$kind server ($$why)." && $(MAKE) --no-print-directory serve-$$kind
 
-request: $(STAMP) ## Send COUNT_IMAGES test images to the server (PROTOCOL=grpc|rest)
+request: $(STAMP) ## Send COUNT_IMAGES test images to the server (PROTOCOL=grpc|rest; IMAGES='digits/*.png')
 	$(PY) model_server_request.py --model_spec_name=$(MODEL) $(REQUEST_API) \
 		--serving_batch_size=$(SERVING_BATCH_SIZE) --count_images=$(COUNT_IMAGES) \
 		$(strip $(REQUEST_FLAGS) $(VERBOSE_FLAG)) $(QUIET)
@@ -85,4 +85,4 @@ clean: ## Delete the SavedModels that `make export` wrote under MODEL_PATH
 	@$(PY) -m tools.exports clean --exports_path='$(if $(MODEL_PATH_EMPTY),,$(MODEL_PATH))'
 
 include make/flags.mk make/help.mk make/setup.mk make/serving.mk make/compat.mk make/deploy.mk \
-	make/bench.mk make/checks.mk
+	make/bench.mk make/checks.mk make/web.mk

@@ -2,6 +2,9 @@ r"""Send MNIST test images to a model server over gRPC or REST; print accuracy a
 
     python model_server_request.py --model_spec_name=mnist_flax --use_grpc \
         --prediction_service_addr=localhost:8500 --serving_batch_size=16 --count_images=128
+
+With --images='digits/*.png', it sends those image files through the image signature
+instead (image_client.py) and prints each file's digit and its probability.
 """
 
 import gc
@@ -9,6 +12,7 @@ import sys
 
 from absl import app, flags
 
+import image_client
 import serving_client
 from models import mnist_data
 from serving.env import DEFAULTS
@@ -40,6 +44,12 @@ _CONNECT_TIMEOUT = flags.DEFINE_float("connect_timeout", 5.0, "Seconds to wait f
 _REQUEST_TIMEOUT = flags.DEFINE_float("request_timeout", 30.0, "Seconds to wait for one request.")
 _MOCK_DATA = flags.DEFINE_boolean("mock_data", False, mnist_data.MOCK_DATA_HELP)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, mnist_data.DATA_DIR_HELP)
+_IMAGES = flags.DEFINE_string(
+    "images",
+    "",
+    "Glob patterns of PNG or JPEG files, separated by spaces: send them through the image "
+    "signature and print each one's digit, instead of sending MNIST test images.",
+)
 _VERBOSE = flags.DEFINE_boolean(
     "verbose", False, "Log each batch's predictions and running accuracy, not a progress bar."
 )
@@ -47,6 +57,8 @@ _VERBOSE = flags.DEFINE_boolean(
 
 def main(_: list[str]) -> None:
     batch_size, count = _BATCH_SIZE.value, _COUNT.value
+    if _IMAGES.value:
+        sys.exit(send_images(_IMAGES.value.split(), batch_size))
     if count % batch_size:
         sys.exit(
             f"error: --count_images={count} is not a multiple of --serving_batch_size="
@@ -84,6 +96,22 @@ def main(_: list[str]) -> None:
     )
     if summary["failed"]:
         sys.exit(f"error: {summary['failed']} of {count // batch_size} requests failed")
+
+
+def send_images(patterns: list[str], batch_size: int) -> str | None:
+    """--images: prints "path: digit (probability)" per file; an error message, or None."""
+    client_type = serving_client.GrpcClient if _USE_GRPC.value else serving_client.RestClient
+    client = client_type(_ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value)
+    try:
+        files = image_client.read_images(patterns)
+        client.wait_ready(_CONNECT_TIMEOUT.value)
+        fixed = image_client.check_model(client)
+        results = image_client.classify_files(client, files, fixed or batch_size, pad=bool(fixed))
+    except serving_client.RequestError as e:
+        return f"error: {e}"
+    for path, digit, probability in results:
+        print(f"{path}: {digit} ({probability:.1%})")
+    return None
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ def convert_and_save_model(
     platforms: Sequence[str] = ("cpu",),
     serving_format: ServingFormat | None = None,
     save_model_options: tf.saved_model.SaveOptions | None = None,
+    extra_signatures: Callable[[tf.types.experimental.GenericFunction], dict] | None = None,
 ) -> None:
     """Converts `jax_fn(params, inputs)` with jax2tf and saves a SavedModel.
 
@@ -91,6 +92,9 @@ def convert_and_save_model(
         must serve the model; None writes JAX's newest. Raises
         ExportFormatError if JAX cannot write it or the saved ops are newer.
       save_model_options: passed to tf.saved_model.save.
+      extra_signatures: more signatures beside `serving_default`: called with the
+        converted tf.function of `inputs`, returns {name: concrete function}, for
+        example models/image_signature.py's, which decodes images before calling it.
     """
     if not input_signatures:
         raise ValueError("at least one input signature is needed")
@@ -117,10 +121,13 @@ def convert_and_save_model(
         serving_fn = tf_graph.get_concrete_function(input_signatures[0])
         for signature in input_signatures[1:]:
             tf_graph.get_concrete_function(signature)
+        signatures = {tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: serving_fn}
+        if extra_signatures:
+            signatures.update(extra_signatures(tf_graph))
         tf.saved_model.save(
             _reusable_module(tf_graph, param_vars),
             model_dir,
-            signatures={tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY: serving_fn},
+            signatures=signatures,
             options=save_model_options,
         )
     if serving_format:
@@ -263,42 +270,52 @@ def write_warmup_requests(
     model_name: str,
     input_name: str = INPUT_NAME,
     signature_name: str = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY,
+    extra_requests: Iterable[tuple[str, str, np.ndarray]] = (),
 ) -> str:
     """Writes WARMUP_FILE: a PredictRequest for each of `batches`; returns its path.
 
     TensorFlow Serving replays these requests when it loads the version, before
     the version takes traffic. jit_compile compiles once per input shape, so
     give a batch of each shape that clients send: without it, the first
-    request of each shape waits for XLA's compilation. Needs the package
-    tensorflow-serving-api.
+    request of each shape waits for XLA's compilation. extra_requests:
+    (signature_name, input_name, batch) of requests to other signatures. Needs
+    the package tensorflow-serving-api.
     """
     from tensorflow_serving.apis import prediction_log_pb2
 
     path = os.path.join(model_dir, WARMUP_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with tf.io.TFRecordWriter(path) as writer:
-        for batch in batches:
+        requests = [(signature_name, input_name, batch) for batch in batches]
+        for signature, name, batch in [*requests, *extra_requests]:
             log = prediction_log_pb2.PredictionLog()
             request = log.predict_log.request
             request.model_spec.name = model_name
-            request.model_spec.signature_name = signature_name
-            request.inputs[input_name].CopyFrom(tf.make_tensor_proto(batch))
+            request.model_spec.signature_name = signature
+            request.inputs[name].CopyFrom(tf.make_tensor_proto(batch))
             writer.write(log.SerializeToString())
     return path
 
 
 def write_validation_batch(
-    model_dir: str, inputs: np.ndarray, outputs: np.ndarray, *, atol: float, rtol: float
+    model_dir: str,
+    inputs: np.ndarray,
+    outputs: np.ndarray,
+    *,
+    atol: float,
+    rtol: float,
+    extra: dict[str, np.ndarray] | None = None,
 ) -> str:
     """Writes VALIDATION_FILE: inputs, the JAX function's outputs on them, and the tolerance.
 
     check_savedmodel.py runs the SavedModel on `inputs` with whatever
     TensorFlow it finds and compares with `outputs`, so the model can be
-    checked later, on any machine, against its own JAX answers.
+    checked later, on any machine, against its own JAX answers. extra: more
+    arrays to store, such as another signature's inputs and expected outputs.
     """
     path = os.path.join(model_dir, VALIDATION_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.savez(path, inputs=inputs, outputs=outputs, atol=atol, rtol=rtol)
+    np.savez(path, inputs=inputs, outputs=outputs, atol=atol, rtol=rtol, **(extra or {}))
     return path
 
 

@@ -181,6 +181,7 @@ def train_and_export(options: ExportOptions) -> str:
             compile_model=options.compile_model,
             platforms=options.platforms,
             serving_format=serving_format,
+            extra_signatures=export_lib.image_signatures(options),
         )
         jax_predict = jax.jit(functools.partial(predict_fn, result.params))
         export_lib.write_assets(staging, name, jax_predict, test_data, options, CPU_TOLERANCES)

@@ -8,6 +8,7 @@ Both clients answer the same calls; every failure is a RequestError that says wh
 tensorflow-serving-api's messages import TensorFlow (seconds): only GrpcClient imports them.
 """
 
+import base64
 import concurrent.futures
 import contextlib
 import json
@@ -117,6 +118,20 @@ class GrpcClient:
         with _errors(self.address):
             return self._stub.Predict(request, timeout=self.timeout).model_spec.version.value
 
+    def predict_signature(self, signature_name: str, inputs: dict) -> dict[str, np.ndarray]:
+        """Predict on any signature of the model: {input name: array} -> {output name: array}."""
+        import tensorflow as tf
+        from tensorflow_serving.apis import model_pb2, predict_pb2
+
+        spec = model_pb2.ModelSpec()
+        spec.CopyFrom(self._spec)
+        spec.signature_name = signature_name
+        protos = {name: tf.make_tensor_proto(value) for name, value in inputs.items()}
+        request = predict_pb2.PredictRequest(model_spec=spec, inputs=protos)
+        with _errors(self.address):
+            response = self._stub.Predict(request, timeout=self.timeout)
+        return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
     def predict_request(self, input_name: str, images: np.ndarray):
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
@@ -155,6 +170,22 @@ class RestClient:
         with _errors(self.address):
             response = self._session().post(self.predict_url, body, timeout=self.timeout)
             return np.asarray(_answer(response)["predictions"], dtype=np.float32)
+
+    def predict_signature(self, signature_name: str, inputs: dict) -> dict[str, np.ndarray]:
+        """Predict on any signature of two or more outputs: {input name: array} -> {output
+        name: array}. In the columnar ("inputs") format, which names each output when there
+        are several; bytes go as {"b64": ...}, as TensorFlow Serving reads them."""
+        columns = {
+            name: [{"b64": base64.b64encode(b).decode()} for b in value]
+            if np.asarray(value).dtype.kind in "SO"
+            else np.asarray(value).tolist()
+            for name, value in inputs.items()
+        }
+        body = json.dumps({"signature_name": signature_name, "inputs": columns})
+        with _errors(self.address):
+            response = self._session().post(self.predict_url, body, timeout=self.timeout)
+            outputs = _answer(response)["outputs"]
+        return {name: np.asarray(value) for name, value in outputs.items()}
 
     @staticmethod
     def predict_body(images: np.ndarray) -> bytes:

@@ -11,6 +11,8 @@ define HELP_VARIABLES
 @echo "         MODEL_CONFIG=serving/models.config BATCHING=1 MONITORING=1 (serve, reload)," \
   "LABEL=canary (request)"
 @echo "         TLS_DIR=.run/tls (serve, request: gRPC over TLS; make certs makes one, for trying)"
+@echo "         IMAGES='digits/*.png' (request), CORS=1 (serve), WEB_PORT=8000 (web)," \
+  "DIGITS_DIR=digits (digits)"
 @echo "         MODELS_URI=gs://bucket/models OVERLAY=gcs DEPLOY_OUT=dir KUBECTL=kubectl" \
   "CHECKOV=path (manifests, deploy-check, deploy)"
 @echo

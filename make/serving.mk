@@ -9,6 +9,9 @@
 MODEL_CONFIG ?=
 BATCHING ?=
 MONITORING ?=
+# CORS=1: REST answers carry CORS headers, so that a page of another origin (make web) may call it.
+CORS ?=
+CORS_FLAG = $(if $(filter 1 true yes,$(CORS)),--rest_api_enable_cors_support=true)
 # How often the server re-reads MODEL_CONFIG (--model_config_file_poll_wait_seconds).
 CONFIG_POLL_SECONDS ?= 10
 # gRPC over TLS, for every server kind: TLS_DIR/ssl.config is TensorFlow Serving's
@@ -42,7 +45,7 @@ SERVER_FLAGS = --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) $(if $(MODEL_CON
 	--model_base_path=$(MODEL_PATH)/$(MODEL)) --xla_cpu_compilation_enabled=true \
 	$(if $(GPU_ON),--xla_gpu_compilation_enabled=true) \
 	$(call CONFIG_FLAGS,$(abspath $(SERVING_DIR)),$(abspath $(HOST_MODEL_CONFIG))) \
-	$(if $(TLS_DIR),--ssl_config_file=$(SSL_CONFIG))
+	$(if $(TLS_DIR),--ssl_config_file=$(SSL_CONFIG)) $(CORS_FLAG)
 # Docker: the walkthrough's one model; with MODEL_CONFIG, all of MODEL_PATH at
 # /models and the config's folder at /model_config; serving/ at /serving. Read-only.
 MOUNT_MODEL = --mount type=bind,source=$(MODEL_PATH)/$(MODEL)/,target=/models/$(MODEL)
@@ -87,7 +90,7 @@ serve-docker: serve-check
 		$(strip $(DOCKER_MOUNTS)) \
 		-e MODEL_NAME=$(MODEL) -t --rm --name=$(CONTAINER) $(DOCKER_IMAGE) \
 		--xla_cpu_compilation_enabled=true $(strip $(if $(GPU_ON),--xla_gpu_compilation_enabled=true) \
-		$(DOCKER_CONFIG_FLAGS))
+		$(DOCKER_CONFIG_FLAGS) $(CORS_FLAG))
 	@echo docker > $(KIND_FILE)
 	@nohup docker logs -f $(CONTAINER) > $(LOG_FILE) 2>&1 &
 	@$(WAIT_AVAILABLE) --container=$(CONTAINER) || { $(STOP_SERVER); exit 1; }

@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 import saved_model_lib
-from models import mnist_data, show
+from models import image_signature, image_spec, mnist_data, show
 from models.train import TrainResult
 from serving import releases, versions
 from serving.env import DEFAULTS
@@ -92,11 +92,47 @@ def write_assets(
     fixed = None if options.serving_batch_size == -1 else options.serving_batch_size
     inputs = test_batch(data, fixed or VALIDATION_BATCH_SIZE)
     outputs = np.asarray(jax_predict(inputs))
-    saved_model_lib.write_validation_batch(path, inputs, outputs, **tolerances)
+    # The image signature's check: the same digits as PNG, and the softmax of JAX's answer.
+    images = {}
+    if has_image_signature(options):
+        images = dict(
+            images=png_batch(data, len(inputs)),
+            image_probabilities=np.asarray(jax.nn.softmax(outputs, axis=-1)),
+        )
+    saved_model_lib.write_validation_batch(path, inputs, outputs, **tolerances, extra=images)
     warmup_sizes = [fixed] if fixed else options.warmup_batch_sizes
     if warmup_sizes:
         batches = [test_batch(data, n) for n in warmup_sizes]
-        saved_model_lib.write_warmup_requests(path, batches, model_name=served_name)
+        # One image request too: it traces and compiles the image signature's own graph.
+        image_requests = []
+        if images:
+            first = images["images"][: fixed or 1]
+            image_requests = [(image_spec.SIGNATURE_NAME, image_spec.INPUT_NAME, first)]
+        saved_model_lib.write_warmup_requests(
+            path, batches, model_name=served_name, extra_requests=image_requests
+        )
+
+
+def has_image_signature(options: ExportOptions) -> bool:
+    """Whether the export gets models/image_signature.py's signature (classifiers of digits)."""
+    return image_signature.applies_to(mnist_data.INPUT_SHAPE, options.model_classifier_layer)
+
+
+def image_signatures(options: ExportOptions):
+    """convert_and_save_model's extra_signatures for this export; None: no image signature."""
+    if not has_image_signature(options):
+        return None
+    fixed = None if options.serving_batch_size == -1 else options.serving_batch_size
+    return image_signature.extra_signatures(fixed)
+
+
+def png_batch(data: mnist_data.Split, batch_size: int) -> np.ndarray:
+    """The first `batch_size` images of `data` as PNG files' bytes.
+
+    A numpy bytes array drops trailing NULs, but a PNG always ends with IEND's CRC.
+    """
+    images = data.images[np.arange(batch_size) % len(data)]
+    return np.array([tf.io.encode_png(image).numpy() for image in images], dtype=bytes)
 
 
 def write_export_info(

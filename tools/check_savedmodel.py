@@ -8,8 +8,10 @@ release). It imports only tensorflow, numpy and absl, and none of this
 project's files, so it runs in a virtualenv that holds nothing else. Like
 TensorFlow Serving's Predict, it loads the "serve" MetaGraph into a TF1
 Session and runs the signature's tensors by name, then compares with the JAX
-outputs stored with the export (assets.extra/validation_batch.npz). It prints
-one JSON line and exits 1 if the model does not load, run, or match.
+outputs stored with the export (assets.extra/validation_batch.npz). Where the
+export has an image signature (predict_images, models/image_signature.py), it
+runs it too on the batch's PNG files. It prints one JSON line and exits 1 if
+the model does not load, run, or match.
 """
 
 import json
@@ -22,6 +24,8 @@ import tensorflow as tf
 from absl import app, flags
 
 VALIDATION_FILE = os.path.join("assets.extra", "validation_batch.npz")
+# models/image_spec.py's names, repeated: this file imports none of the project's.
+IMAGE_SIGNATURE, IMAGE_PROBABILITIES = "predict_images", "probabilities"
 
 _SAVED_MODEL_DIR = flags.DEFINE_string(
     "saved_model_dir",
@@ -40,6 +44,7 @@ def empty_result(error: str | None = None, tensorflow: str | None = None) -> dic
         max_abs_diff=None,
         matches=False,
         error=error,
+        images=None,  # The image signature: True matches, False does not, None: none.
     )
 
 
@@ -69,6 +74,10 @@ def check(saved_model_dir: str, signature_name: str) -> dict:
         except (tf.errors.OpError, ValueError) as e:
             result["error"] = error_line(e)
             return result
+        image_error = None
+        if IMAGE_SIGNATURE in meta_graph.signature_def and "images" in batch:
+            image_error = check_images(session, meta_graph.signature_def[IMAGE_SIGNATURE], batch)
+            result["images"] = image_error is None
     result["runs"] = True
     expected = batch["outputs"]
     if outputs.shape != expected.shape:
@@ -83,7 +92,27 @@ def check(saved_model_dir: str, signature_name: str) -> dict:
             f"outputs differ from JAX's by up to {result['max_abs_diff']:.3g} "
             f"(atol {float(batch['atol'])}, rtol {float(batch['rtol'])})"
         )
+    elif image_error:
+        result["matches"] = False
+        result["error"] = f"{IMAGE_SIGNATURE}: {image_error}"
     return result
+
+
+def check_images(session, signature, batch) -> str | None:
+    """Runs the image signature on the batch's PNG files; why it fails to match, or None."""
+    (input_info,) = signature.inputs.values()
+    output_name = signature.outputs[IMAGE_PROBABILITIES].name
+    try:
+        probabilities = session.run(output_name, {input_info.name: batch["images"]})
+    except (tf.errors.OpError, ValueError) as e:
+        return error_line(e)
+    expected = batch["image_probabilities"]
+    if probabilities.shape != expected.shape:
+        return f"output shape {probabilities.shape}, expected {expected.shape}"
+    diff = float(np.max(np.abs(probabilities - expected)))
+    if not np.allclose(probabilities, expected, atol=float(batch["atol"]), rtol=0):
+        return f"probabilities differ from JAX's by up to {diff:.3g}"
+    return None
 
 
 # Lines of TensorFlow's error texts that say where, not what.

@@ -170,17 +170,22 @@ def target_release(saved_model_dir: str, given: str) -> tuple[str, str]:
 def format_table(results: dict[str, dict]) -> str:
     """The findings as a Markdown table, a row per release."""
     rows = [
-        "| TF Serving | TensorFlow | loads | runs | max abs diff vs JAX | error |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| TF Serving | TensorFlow | loads | runs | max abs diff vs JAX | predict_images | error |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for release, r in results.items():
         diff = "" if r["max_abs_diff"] is None else f"{r['max_abs_diff']:.2g}"
         error = (r["error"] or "").replace("|", "\\|")
         rows.append(
             f"| {release} | {r['tensorflow'] or ''} | {_yes(r['loads'])} | {_yes(r['runs'])} "
-            f"| {diff} | {error} |"
+            f"| {diff} | {_images(r.get('images'))} | {error} |"
         )
     return "\n".join(rows)
+
+
+def _images(matches: bool | None) -> str:
+    """The image signature's column: yes, no, or empty where the export has none."""
+    return "" if matches is None else _yes(matches)
 
 
 def main(argv: list[str]) -> None:

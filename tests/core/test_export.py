@@ -312,12 +312,12 @@ def test_main_maps_the_flags_onto_the_options(main_export):
     info = read_info(path)
     assert info["data"] == "mock" and info["num_epochs"] == 0 and info["model"] == "mnist_pure_jax"
     # And the defaults: any batch size, the newest release with an image (2.20) and its
-    # format, warmed up at six batch sizes.
+    # format, warmed up at six batch sizes, and with one image request.
     assert info["serving_batch_size"] == -1 and info["tf_serving_version"] == "2.20"
     assert {(m["calling_convention_version"], m["stablehlo_version"])
             for m in info["xla_call_modules"]} == {(10, "1.12.1")}  # fmt: skip
     warmup = tf.data.TFRecordDataset(os.path.join(path, saved_model_lib.WARMUP_FILE))
-    assert sum(1 for _ in warmup) == len(saved_model_main.ExportOptions().warmup_batch_sizes)
+    assert sum(1 for _ in warmup) == len(saved_model_main.ExportOptions().warmup_batch_sizes) + 1
 
 
 def test_cpu_and_cuda_export_runs_on_cpu(main_export):

@@ -11,6 +11,7 @@ PAGES = sorted(DOCS.glob("*.md"))
 # The topics the README links to, each a page of its own.
 TOPICS = [
     "compatibility",
+    "images",
     "production",
     "local_server",
     "scaling_out",

@@ -392,8 +392,11 @@ def test_export_writes_warmup_requests_that_the_server_replays(tmp_path, batch, 
         prediction_log_pb2.PredictionLog.FromString(r.numpy())
         for r in tf.data.TFRecordDataset(warmup)
     ]
-    requests_ = [log.predict_log.request for log in logs]
+    *requests_, image_request = [log.predict_log.request for log in logs]
     assert [r.inputs["inputs"].tensor_shape.dim[0].size for r in requests_] == sizes
     assert {r.model_spec.signature_name for r in requests_} == {"serving_default"}
+    # And one request of the image signature, at its batch size (the smallest: 1).
+    assert image_request.model_spec.signature_name == "predict_images"
+    assert image_request.inputs["images"].tensor_shape.dim[0].size == min(sizes)
     with local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax") as server:
-        assert f"{len(sizes)} warmup requests" in server.log()
+        assert f"{len(sizes) + 1} warmup requests" in server.log()

@@ -686,3 +686,42 @@ def test_serve_docker_without_an_engine_says_what_to_do(tmp_path, shared_export)
     assert "error: SERVER=docker, but no Docker engine answers" in result.stderr
     assert "leave SERVER out" in result.stderr
     assert (tmp_path / "docker.log").read_text().splitlines() == ["info"]  # Never `run`.
+
+
+# ---- real images: CORS, IMAGES, digits, web -------------------------------------------
+
+
+def test_make_n_serve_cors_passes_tensorflow_servings_flag_to_every_kind(tmp_path):
+    (tmp_path / "models" / "mnist_flax" / "1").mkdir(parents=True)
+    for kind, start in [("docker", "docker run"), ("binary", "nohup"), ("local", "nohup")]:
+        lines = dry_run("serve", "CORS=1", *server_vars(tmp_path, server=kind))
+        (command,) = [line for line in lines if line.startswith(start)]
+        args = shlex.split(command.split(" > ")[0])
+        assert args[-1] == "--rest_api_enable_cors_support=true", (kind, args)
+        without = dry_run("serve", *server_vars(tmp_path, server=kind))
+        assert "--rest_api_enable_cors_support" not in " ".join(without)
+
+
+def test_make_n_request_images_sends_the_files():
+    (command,) = [
+        c
+        for c in dry_run("request", "IMAGES=digits/*.png", "PROTOCOL=rest")
+        if "model_server_request.py" in c
+    ]
+    assert walkthrough_args(command)[-1] == "--images=digits/*.png"
+    assert "--nouse_grpc" in command
+
+
+def test_make_n_digits_and_web(tmp_path):
+    (digits,) = [c for c in dry_run("digits", "MOCK_DATA=1") if "sample_digits" in c]
+    assert walkthrough_args(digits)[1:] == [
+        "-m",
+        "tools.sample_digits",
+        "--out=digits",
+        "--mock_data",
+    ]
+    (web,) = [c for c in dry_run("web", "WEB_PORT=9999") if "http.server" in c]
+    assert shlex.split(web)[1:] == [
+        "-m", "http.server", "--bind", "127.0.0.1", "--directory", "web", "9999",
+    ]  # fmt: skip
+    assert "web" in make("help") and "digits" in make("help")

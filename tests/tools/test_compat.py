@@ -199,7 +199,7 @@ def test_compat_table_and_failing_when_a_required_release_fails(exported, tmp_pa
     # The release that runs the model: its row, and the JAX answers matched.
     (row,) = [line for line in result.stdout.splitlines() if line.startswith("| 2.21 ")]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[:4] == ["2.21", "2.21.0", "yes", "yes"] and cells[5] == ""
+    assert cells[:4] == ["2.21", "2.21.0", "yes", "yes"] and cells[5:] == ["yes", ""]
     assert float(cells[4]) < 1e-5
     assert "FAILED: TensorFlow Serving 2.16 must serve it and cannot." in result.stdout
     # Not required when the target is newer: the same table, exit status 0.
@@ -265,3 +265,19 @@ def test_compat_names_the_variable_of_a_bad_release(tmp_path):
         result.stderr
     )
     assert "TF_SERVING_VERSION" not in result.stderr
+
+
+def test_check_savedmodel_runs_the_image_signature_too(exported, tmp_path):
+    import shutil
+
+    result = check_savedmodel.check(exported, "serving_default")
+    assert result["images"] is True, result
+    copy = tmp_path / "copy"
+    shutil.copytree(exported, copy)
+    batch_file = copy / saved_model_lib.VALIDATION_FILE
+    batch = dict(np.load(batch_file))
+    batch["image_probabilities"] = batch["image_probabilities"][:, ::-1]
+    np.savez(batch_file, **batch)
+    result = check_savedmodel.check(str(copy), "serving_default")
+    assert result["runs"] and result["images"] is False and not result["matches"]
+    assert result["error"].startswith("predict_images: probabilities differ from JAX's")
