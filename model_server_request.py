@@ -66,17 +66,7 @@ def main(_: list[str]) -> None:
         )
     api = "gRPC" if _USE_GRPC.value else "REST"
     try:
-        if _USE_GRPC.value:
-            channel = serving_client.grpc_channel(
-                _ADDRESS.value, _CA_CERT.value, _CLIENT_CERT.value, _CLIENT_KEY.value
-            )
-            client = serving_client.GrpcClient(
-                _ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value, channel
-            )
-        else:
-            client = serving_client.RestClient(
-                _ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value
-            )
+        client = make_client()
         client.wait_ready(_CONNECT_TIMEOUT.value)
         input_name = serving_client.check_model(client, batch_size)
         data = mnist_data.load("test", data_dir=_DATA_DIR.value, mock=_MOCK_DATA.value)
@@ -98,11 +88,24 @@ def main(_: list[str]) -> None:
         sys.exit(f"error: {summary['failed']} of {count // batch_size} requests failed")
 
 
+def make_client() -> "serving_client.GrpcClient | serving_client.RestClient":
+    """The client the flags ask for: gRPC (over TLS with --ca_cert) or REST."""
+    if not _USE_GRPC.value:
+        return serving_client.RestClient(
+            _ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value
+        )
+    channel = serving_client.grpc_channel(
+        _ADDRESS.value, _CA_CERT.value, _CLIENT_CERT.value, _CLIENT_KEY.value
+    )
+    return serving_client.GrpcClient(
+        _ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value, channel
+    )
+
+
 def send_images(patterns: list[str], batch_size: int) -> str | None:
     """--images: prints "path: digit (probability)" per file; an error message, or None."""
-    client_type = serving_client.GrpcClient if _USE_GRPC.value else serving_client.RestClient
-    client = client_type(_ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value)
     try:
+        client = make_client()
         files = image_client.read_images(patterns)
         client.wait_ready(_CONNECT_TIMEOUT.value)
         fixed = image_client.check_model(client)
