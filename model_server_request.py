@@ -2,6 +2,9 @@ r"""Send MNIST test images to a model server over gRPC or REST; print accuracy a
 
     python model_server_request.py --model_spec_name=mnist_flax --use_grpc \
         --prediction_service_addr=localhost:8500 --serving_batch_size=16 --count_images=128
+
+With --inputs=file.npy (one input) or .npz (named inputs), any model: it sends those
+arrays in one request and prints the outputs (serving_inputs.py).
 """
 
 import gc
@@ -10,6 +13,7 @@ import sys
 from absl import app, flags
 
 import serving_client
+import serving_inputs
 from models import mnist_data
 from serving.env import DEFAULTS
 
@@ -33,12 +37,17 @@ _CONNECT_TIMEOUT = flags.DEFINE_float("connect_timeout", 5.0, "Seconds to wait f
 _REQUEST_TIMEOUT = flags.DEFINE_float("request_timeout", 30.0, "Seconds to wait for one request.")
 _MOCK_DATA = flags.DEFINE_boolean("mock_data", False, mnist_data.MOCK_DATA_HELP)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, mnist_data.DATA_DIR_HELP)
+_INPUTS = flags.DEFINE_string(
+    "inputs", None, "A .npy (one input) or .npz (inputs by name) to send, instead of MNIST."
+)
 _VERBOSE = flags.DEFINE_boolean(
     "verbose", False, "Log each batch's predictions and running accuracy, not a progress bar."
 )
 
 
 def main(_: list[str]) -> None:
+    if _INPUTS.value:
+        return send_inputs(_INPUTS.value)
     batch_size, count = _BATCH_SIZE.value, _COUNT.value
     if count % batch_size:
         sys.exit(
@@ -68,6 +77,21 @@ def main(_: list[str]) -> None:
     )
     if summary["failed"]:
         sys.exit(f"error: {summary['failed']} of {count // batch_size} requests failed")
+
+
+def send_inputs(path: str) -> None:
+    """Sends the arrays of `path` to the model's signature and prints its outputs."""
+    client_type = serving_client.GrpcClient if _USE_GRPC.value else serving_client.RestClient
+    client = client_type(_ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value)
+    try:
+        arrays = serving_inputs.load(path)
+        client.wait_ready(_CONNECT_TIMEOUT.value)
+        signature = client.signatures().get(serving_client.SIGNATURE, {})
+        named = serving_inputs.match_signature(arrays, signature, f"--inputs={path}")
+        outputs = serving_inputs.send(client, named, signature)
+    except (serving_client.RequestError, serving_inputs.InputsError) as e:
+        sys.exit(f"error: {e}")
+    print(serving_inputs.describe(outputs))
 
 
 if __name__ == "__main__":

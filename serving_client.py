@@ -75,6 +75,17 @@ class GrpcClient:
         (output,) = response.outputs.values()
         return tf.make_ndarray(output)
 
+    def predict_inputs(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Any model: its inputs by name -> its outputs by name (serving_inputs.py)."""
+        import tensorflow as tf
+        from tensorflow_serving.apis import predict_pb2
+
+        tensors = {name: tf.make_tensor_proto(array) for name, array in inputs.items()}
+        request = predict_pb2.PredictRequest(model_spec=self._spec, inputs=tensors)
+        with _errors(self.address):
+            response = self._stub.Predict(request, timeout=self.timeout)
+        return {name: tf.make_ndarray(output) for name, output in response.outputs.items()}
+
     def which_version_answers(self, input_name: str, images: np.ndarray) -> int:
         """Sends a Predict of `images`; returns the version of the model that answered it."""
         request = self.predict_request(input_name, images)
@@ -119,6 +130,16 @@ class RestClient:
         with _errors(self.address):
             response = self._session().post(self.predict_url, body, timeout=self.timeout)
             return np.asarray(_answer(response)["predictions"], dtype=np.float32)
+
+    def predict_inputs(self, inputs: dict[str, np.ndarray]) -> dict | np.ndarray:
+        """Any model, in the columnar format: its outputs by name, or the only one's array."""
+        columns = {name: np.ascontiguousarray(array) for name, array in inputs.items()}
+        body = {"signature_name": SIGNATURE, "inputs": columns}
+        body = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
+        with _errors(self.address):
+            response = self._session().post(self.predict_url, body, timeout=self.timeout)
+            outputs = _answer(response)["outputs"]
+        return outputs if isinstance(outputs, dict) else np.asarray(outputs)
 
     @staticmethod
     def predict_body(images: np.ndarray) -> bytes:
