@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 import jax
 import numpy as np
+import orbax  # The namespace alone: orbax.checkpoint is imported only to restore.
 import tensorflow as tf
 from absl import app, flags, logging
 
@@ -132,7 +133,7 @@ flags.register_validator(
 def main(argv: list[str]) -> None:
     del argv
     if not _VERBOSE.value:
-        logging.get_absl_handler().addFilter(without_info_of(tf, jax))
+        logging.get_absl_handler().addFilter(without_info_of(tf, jax, orbax))
         tf.get_logger().setLevel(std_logging.WARNING)  # It also prints through its own handler.
     # SIGTERM (kill, a CI timeout) unwinds like SIGINT, through the clean-up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
@@ -164,7 +165,7 @@ def main(argv: list[str]) -> None:
 
 def without_info_of(*packages) -> Callable[[std_logging.LogRecord], bool]:
     """A logging filter that drops the INFO lines logged by `packages`' own modules."""
-    paths = tuple(os.path.dirname(p.__file__) for p in packages)
+    paths = tuple(path for p in packages for path in p.__path__)  # orbax: a namespace.
     return lambda r: r.levelno >= std_logging.WARNING or not r.pathname.startswith(paths)
 
 
@@ -185,6 +186,9 @@ def train_and_export(options: ExportOptions) -> str:
     base_dir = os.path.join(options.model_path, name)
     # A bad --inputs or checkpoint fails here, before anything is written.
     batch = None if mnist else inputs.batches(model, options.inputs, None)
+    if not mnist:
+        source = options.inputs or "inputs made from its input specs"
+        logging.info("The SavedModel will be checked against JAX on %s", source)
     restored = None
     if options.checkpoint:
         logging.info(
