@@ -59,9 +59,9 @@ def train(steps: int, seed: int = 0):
 
 
 def save(params, directory: str) -> None:
-    """Saves `params` where the export's CHECKPOINT finds them (a new directory)."""
+    """Saves `params` where the export's CHECKPOINT finds them."""
     checkpointer = ocp.StandardCheckpointer()
-    checkpointer.save(os.path.abspath(directory), params)
+    checkpointer.save(os.path.abspath(directory), params, force=True)  # Replaces an old one.
     checkpointer.wait_until_finished()
 
 

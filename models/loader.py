@@ -52,7 +52,7 @@ def load(spec: str) -> "Model":
         raise ModelError(
             f"MODEL={spec}: module {module_name} has no attribute {attribute!r}. {expected}."
         ) from None
-    if callable(obj) and not _looks_like_a_model(obj):
+    if callable(obj) and not _has_protocol_parts(obj):
         try:
             obj = obj()
         except Exception as e:
@@ -65,8 +65,8 @@ def load(spec: str) -> "Model":
         raise ModelError(f"MODEL={spec}: {e}.") from e
 
 
-def _looks_like_a_model(obj) -> bool:
-    """A Model, or an object with the protocol's parts, as opposed to a factory of one."""
+def _has_protocol_parts(obj) -> bool:
+    """Whether `obj` has any part of a model (so it is one, or a wrong one: not a factory)."""
     from models import base
 
-    return isinstance(obj, base.Model) or all(hasattr(obj, name) for name in base.REQUIRED)
+    return any(hasattr(obj, name) for name in base.REQUIRED)
