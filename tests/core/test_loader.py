@@ -17,7 +17,6 @@ import saved_model_main
 from models import base, get_model, loader
 from models.loader import ModelError
 
-
 _NAMES = itertools.count()  # Imported modules stay in sys.modules: a new name each time.
 
 
@@ -100,7 +99,7 @@ def test_a_missing_attribute_or_a_non_model_names_what_is_missing(package):
         loader.load(f"{module}:MODLE")
     with pytest.raises(ModelError, match="it has no name, inputs, init, apply"):
         loader.load(f"{module}:NOT_A_MODEL")
-    with pytest.raises(ModelError, match="Dense is not a model .* it has no inputs \\("):
+    with pytest.raises(ModelError, match=r"Dense is not a model .* it has no inputs \("):
         loader.load(f"{module}:FLAX_MODULE")
     with pytest.raises(ModelError, match="unknown model 'mnist_resnet'"):
         loader.load("mnist_resnet")
