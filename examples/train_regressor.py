@@ -1,6 +1,6 @@
 r"""Train examples/regressor.py on synthetic rows and save its parameters as an Orbax checkpoint.
 
-    python -m examples.train_regressor --checkpoint=/tmp/jax2tf/checkpoints/regressor \
+    python -m examples.train_regressor --checkpoint_dir=/tmp/jax2tf/checkpoints/regressor \
         --sample_inputs=/tmp/jax2tf/regressor_inputs.npz
 
 It stands for your own training job: what the export needs from it is the checkpoint of
@@ -9,6 +9,7 @@ you like, a few real inputs to check the SavedModel on and to send to the server
 """
 
 import os
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -19,10 +20,9 @@ from absl import app, flags, logging
 
 from examples import regressor
 
-_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Where to save the checkpoint.")
+_CHECKPOINT_DIR = flags.DEFINE_string("checkpoint_dir", None, "Where to save the checkpoint.")
 _SAMPLE_INPUTS = flags.DEFINE_string("sample_inputs", None, "A .npz of a few inputs to write.")
 _STEPS = flags.DEFINE_integer("steps", 300, "Training steps.", lower_bound=0)
-flags.mark_flag_as_required("checkpoint")
 
 
 def synthetic_rows(rows: int, seed: int = 0) -> tuple[dict[str, np.ndarray], np.ndarray]:
@@ -67,9 +67,11 @@ def save(params, directory: str) -> None:
 
 def main(argv: list[str]) -> None:
     del argv
+    if not _CHECKPOINT_DIR.value:  # Not mark_flag_as_required: tests import this module.
+        sys.exit("error: --checkpoint_dir=DIR is needed: where to save the checkpoint")
     logging.set_verbosity(logging.WARNING)  # Orbax logs each step of a save.
-    save(train(_STEPS.value), _CHECKPOINT.value)
-    print(f"Saved the checkpoint to {_CHECKPOINT.value}")
+    save(train(_STEPS.value), _CHECKPOINT_DIR.value)
+    print(f"Saved the checkpoint to {_CHECKPOINT_DIR.value}")
     if _SAMPLE_INPUTS.value:
         inputs, _ = synthetic_rows(4, seed=1)
         os.makedirs(os.path.dirname(os.path.abspath(_SAMPLE_INPUTS.value)), exist_ok=True)
