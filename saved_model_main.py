@@ -51,8 +51,8 @@ _CHECKPOINT = flags.DEFINE_string(
 _INPUTS = flags.DEFINE_string(
     "inputs",
     _DEFAULT.inputs,
-    "A .npy (one input) or .npz (inputs by name) of real inputs to check a model that is "
-    "not MNIST's on; empty: inputs made from its input specs.",
+    "A .npy (one input) or .npz (inputs by name) of real inputs to check the SavedModel on; "
+    "empty: MNIST's test images, or for other models inputs made from their input specs.",
 )
 _MODEL_CLASSIFIER_LAYER = flags.DEFINE_boolean(
     "model_classifier_layer",
@@ -185,8 +185,8 @@ def train_and_export(options: ExportOptions) -> str:
     name = model.name if options.model_classifier_layer else f"{model.name}_features"
     base_dir = os.path.join(options.model_path, name)
     # A bad --inputs or checkpoint fails here, before anything is written.
-    batch = None if mnist else inputs.batches(model, options.inputs, None)
-    if not mnist:
+    batch = inputs.batches(model, options.inputs, None) if options.inputs or not mnist else None
+    if batch is not None:
         source = options.inputs or "inputs made from its input specs"
         logging.info("The SavedModel will be checked against JAX on %s", source)
     restored = None
@@ -256,6 +256,8 @@ def _parameters(model, options: ExportOptions, test_data, restored) -> train.Tra
 
 def check_existing(options: ExportOptions) -> str:
     """--nogenerate_model: logs the test accuracy of MODEL_VERSION (default: the newest)."""
+    if options.model not in MODELS:
+        raise ExportError(f"--nogenerate_model checks an MNIST model ({', '.join(MODELS)}).")
     base_dir = os.path.join(options.model_path, options.model)
     try:
         _, path = versions.find_version(base_dir, options.model_version)

@@ -51,7 +51,7 @@ class ExportOptions:
     mock_data: bool = False
     data_dir: str = ""
     checkpoint: str = ""  # An Orbax checkpoint to restore the parameters from, not training.
-    inputs: str = ""  # A .npy/.npz of inputs to check a model that is not MNIST's on.
+    inputs: str = ""  # A .npy/.npz of real inputs to check the SavedModel on.
 
 
 class ExportError(Exception):

@@ -1,10 +1,10 @@
 """The inputs an export checks, validates and warms up with, for any model of the protocol.
 
-    batch = inputs.batches(model, options, test_data)  # batch(16) -> inputs of 16 examples
+    batch = inputs.batches(model, "inputs.npz", test_data=None)  # batch(16): 16 examples
     signatures, polymorphic_shapes = inputs.signatures(model, serving_batch_size=-1)
 
-MNIST models: test images. Other models: the user's --inputs file (checked against the
-input specs), or inputs made from the specs (seeded, so an export is repeatable).
+The user's --inputs file (checked against the input specs); otherwise MNIST models' test
+images, and for other models inputs made from the specs (seeded: an export repeats).
 """
 
 from collections.abc import Callable
@@ -42,7 +42,7 @@ def batches(
     model: Model, inputs_file: str, test_data: mnist_data.Split | None
 ) -> Callable[[int], Batch]:
     """batch(n): n examples to check and warm up with, as the model's apply takes them."""
-    if test_data is not None:
+    if test_data is not None and not inputs_file:
         return lambda n: mnist_data.scale_images(test_data.images[np.arange(n) % len(test_data)])
     named = from_file(model, inputs_file) if inputs_file else from_specs(model)
     one = not isinstance(model.input_specs(), dict)

@@ -94,6 +94,7 @@ def test_a_mismatch_is_refused_before_any_conversion_and_leaves_nothing(mlp, tmp
 
 
 def test_an_mnist_model_from_a_checkpoint_skips_training(mlp, tmp_path, monkeypatch):
+    """And it is checked on the images of INPUTS, not the test data."""
     model, params = mlp
 
     def no_training(*args, **kwargs):
@@ -101,9 +102,18 @@ def test_an_mnist_model_from_a_checkpoint_skips_training(mlp, tmp_path, monkeypa
 
     monkeypatch.setattr(saved_model_main.train, "train", no_training)
     ckpt = save(params, tmp_path / "ckpt")
+    own = np.random.default_rng(1).random((5, 28, 28, 1), np.float32)
+    np.save(tmp_path / "own.npy", own)
     path = saved_model_main.train_and_export(
-        export_options(tmp_path / "models", model="mnist_pure_jax", checkpoint=ckpt)
+        export_options(
+            tmp_path / "models",
+            model="mnist_pure_jax",
+            checkpoint=ckpt,
+            inputs=str(tmp_path / "own.npy"),
+        )
     )
+    validation = np.load(os.path.join(path, saved_model_lib.VALIDATION_FILE))
+    np.testing.assert_array_equal(validation["inputs"][:5], own)
     with open(os.path.join(path, versions.EXPORT_INFO_FILE)) as f:
         info = json.load(f)
     assert info["checkpoint"] == os.path.abspath(ckpt) and info["num_epochs"] is None
