@@ -13,6 +13,7 @@ import serving_client
 import serving_inputs
 from examples import regressor, train_regressor
 from models import checkpoint
+from tools import check_savedmodel
 
 TOLERANCES = dict(atol=1e-5, rtol=1e-5)  # saved_model_main's CPU_TOLERANCES.
 
@@ -54,6 +55,7 @@ def test_served_answers_equal_the_jax_functions(trained, tmp_path):
 
 
 def test_a_fixed_batch_export_checked_on_inputs_made_from_the_specs(trained, tmp_path):
+    """And `make compat`'s check (tools/check_savedmodel.py) runs its named inputs."""
     ckpt, params, _, _ = trained
     path = export_model(
         tmp_path, model="examples.regressor:MODEL", checkpoint=ckpt, serving_batch_size=3
@@ -63,3 +65,5 @@ def test_a_fixed_batch_export_checked_on_inputs_made_from_the_specs(trained, tmp
     rows = {"numeric": batch["inputs.numeric"], "onehot": batch["inputs.onehot"]}
     assert rows["numeric"].shape == (3, 6)
     np.testing.assert_allclose(batch["outputs"], regressor.apply(params, rows), **TOLERANCES)
+    result = check_savedmodel.check(path, "serving_default")
+    assert result["runs"] and result["matches"], result
