@@ -19,6 +19,10 @@ PYTHON3 ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.requirements.stamp
+# checkov (deploy/checkov-requirements.txt), which make deploy-check runs, in a
+# virtualenv of its own: its pins conflict with requirements.txt's.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.requirements.stamp
 
 .PHONY: help setup export inspect serve request demo test clean
 help: ## List the targets and the variables
@@ -26,7 +30,7 @@ help: ## List the targets and the variables
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-13s %s\n", $$1, $$2}'
 	$(HELP_VARIABLES)
 
-setup: $(STAMP) ## Create .venv with the pinned packages, pull DOCKER_IMAGE if Docker runs
+setup: $(STAMP) $(CHECKOV_STAMP) ## Create .venv (and .venv-checkov) with the pinned packages, pull DOCKER_IMAGE if Docker runs
 	@$(PY) -m tools.server_process check_release --tf_serving_version='$(TF_SERVING_VERSION)'
 	@if $(PY) -m tools.server_process docker_engine; then docker pull $(DOCKER_IMAGE); else echo "No Docker engine" \
 	  "answers: skipped 'docker pull $(DOCKER_IMAGE)'. make serve will use" \
@@ -34,8 +38,7 @@ setup: $(STAMP) ## Create .venv with the pinned packages, pull DOCKER_IMAGE if D
 $(STAMP): requirements.txt
 	$(CHECK_PYTHON3)
 	$(PYTHON3) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements.txt
 	@touch $@
 	@echo "Set up $(VENV) with the packages of requirements.txt."
 

@@ -32,6 +32,13 @@ _BATCH_SIZE = flags.DEFINE_integer(
 _COUNT = flags.DEFINE_integer(
     "count_images", int(DEFAULTS["COUNT_IMAGES"]), "How many test images to send.", lower_bound=1
 )
+_CA_CERT = flags.DEFINE_string(
+    "ca_cert", "", "gRPC over TLS: the CA certificate (PEM file) of the server's; empty: plaintext."
+)
+_CLIENT_CERT = flags.DEFINE_string(
+    "client_cert", "", "With --ca_cert: this client's certificate (PEM file), for client_verify."
+)
+_CLIENT_KEY = flags.DEFINE_string("client_key", "", "With --client_cert: its private key (PEM).")
 _CONCURRENCY = flags.DEFINE_integer("concurrency", 1, "Requests in flight at once.", lower_bound=1)
 _CONNECT_TIMEOUT = flags.DEFINE_float("connect_timeout", 5.0, "Seconds to wait for the server.")
 _REQUEST_TIMEOUT = flags.DEFINE_float("request_timeout", 30.0, "Seconds to wait for one request.")
@@ -55,9 +62,8 @@ def main(_: list[str]) -> None:
             f"{batch_size}: use COUNT_IMAGES={count - count % batch_size or batch_size}."
         )
     api = "gRPC" if _USE_GRPC.value else "REST"
-    client_type = serving_client.GrpcClient if _USE_GRPC.value else serving_client.RestClient
-    client = client_type(_ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value)
     try:
+        client = make_client()
         client.wait_ready(_CONNECT_TIMEOUT.value)
         input_name = serving_client.check_model(client, batch_size)
         data = mnist_data.load("test", data_dir=_DATA_DIR.value, mock=_MOCK_DATA.value)
@@ -79,12 +85,25 @@ def main(_: list[str]) -> None:
         sys.exit(f"error: {summary['failed']} of {count // batch_size} requests failed")
 
 
+def make_client() -> serving_client.GrpcClient | serving_client.RestClient:
+    """The client the flags ask for: gRPC (over TLS with --ca_cert) or REST."""
+    if _USE_GRPC.value:
+        channel = serving_client.grpc_channel(
+            _ADDRESS.value, _CA_CERT.value, _CLIENT_CERT.value, _CLIENT_KEY.value
+        )
+        return serving_client.GrpcClient(
+            _ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value, channel
+        )
+    return serving_client.RestClient(
+        _ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value
+    )
+
+
 def send_inputs(path: str) -> None:
     """Sends the arrays of `path` to the model's signature and prints its outputs."""
-    client_type = serving_client.GrpcClient if _USE_GRPC.value else serving_client.RestClient
-    client = client_type(_ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value)
     try:
         arrays = serving_inputs.load(path)
+        client = make_client()
         client.wait_ready(_CONNECT_TIMEOUT.value)
         signature = client.signatures().get(serving_client.SIGNATURE, {})
         named = serving_inputs.match_signature(arrays, signature, f"--inputs={path}")

@@ -35,24 +35,60 @@ class UnknownModelError(RequestError):
     """The server serves no such model (or no version under that label)."""
 
 
-class GrpcClient:
-    """One model through the gRPC API; label: ask the version a model config's label names."""
+def grpc_channel(
+    address: str, ca_cert: str = "", client_cert: str = "", client_key: str = ""
+) -> grpc.Channel:
+    """A channel to a server: over TLS when ca_cert names the CA file (PEM) of the server's
+    certificate, with a client certificate and key files for a server that verifies clients;
+    plaintext without."""
+    options = [("grpc.max_receive_message_length", -1)]
+    if not ca_cert:
+        if client_cert or client_key:
+            raise RequestError("a client certificate needs TLS: give --ca_cert too")
+        return grpc.insecure_channel(address, options)
+    if bool(client_cert) != bool(client_key):
+        raise RequestError("give both --client_cert and --client_key, or neither")
+    pems = []
+    for path in (ca_cert, client_key, client_cert):
+        try:
+            with open(path, "rb") if path else contextlib.nullcontext() as f:
+                pems.append(f.read() if f else None)
+        except OSError as e:
+            raise RequestError(f"cannot read {path}: {e.strerror}") from None
+    credentials = grpc.ssl_channel_credentials(*pems)
+    return grpc.secure_channel(address, credentials, options)
 
-    def __init__(self, address: str, model: str, timeout: float, label: str = ""):
+
+class GrpcClient:
+    """One model through the gRPC API; label: ask the version a model config's label names;
+    channel: a grpc_channel to the address (over TLS, say), or a plaintext one."""
+
+    def __init__(
+        self,
+        address: str,
+        model: str,
+        timeout: float,
+        label: str = "",
+        channel: grpc.Channel | None = None,
+    ):
         from tensorflow_serving.apis import model_pb2, prediction_service_pb2_grpc
 
         self.address, self.model, self.timeout = address, model, timeout
         self._spec = model_pb2.ModelSpec(name=model, signature_name=SIGNATURE)
         if label:
             self._spec.version_label = label
-        self._channel = grpc.insecure_channel(address, [("grpc.max_receive_message_length", -1)])
+        self._channel = channel or grpc_channel(address)
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def wait_ready(self, seconds: float) -> None:
         try:
             grpc.channel_ready_future(self._channel).result(timeout=seconds)
         except grpc.FutureTimeoutError:
-            raise RequestError(_NO_SERVER.format("gRPC", self.address, seconds)) from None
+            error = _NO_SERVER.format("gRPC", self.address, seconds)
+            # A TLS server and a plaintext client (or the reverse) never connect either.
+            raise RequestError(
+                f"{error} A server started with TLS_DIR needs it here too."
+            ) from None
 
     def signatures(self) -> dict:
         """The model's SignatureDefs by name, from GetModelMetadata, in REST's JSON form."""

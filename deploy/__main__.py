@@ -2,7 +2,8 @@
 
     python -m deploy render --out=deploy/out --image=tensorflow/serving:2.20.0 \
         [--tf_serving_version=2.20] [--models_uri=gs://my-bucket/models] [--keep]
-    python -m deploy check --out=deploy/out [--tf_serving_version=2.20] [--overlay=gcs]
+    python -m deploy check --out=deploy/out [--tf_serving_version=2.20] [--overlay=gcs] \
+        [--checkov=.venv-checkov/bin/checkov]
 
 render.py and check.py hold the work and read no flag; this reads them.
 """
@@ -12,7 +13,7 @@ import sys
 
 from absl import app, flags
 
-from deploy import check, render
+from deploy import check, render, scan
 from serving import releases
 from serving.status import ServingError
 
@@ -50,6 +51,12 @@ _TF_SERVING_VERSION = flags.DEFINE_string(
     "",
     "The release the export targets (TF_SERVING_VERSION); empty: the default, the newest "
     "release with an image. render refuses nightly, and a release without an image.",
+)
+_CHECKOV = flags.DEFINE_string(
+    "checkov",
+    "",
+    "check: checkov's command (make deploy-check passes CHECKOV_VENV's); its Kubernetes checks "
+    "run on the objects, offline. Empty: not run.",
 )
 _OVERLAY = flags.DEFINE_string(
     "overlay",
@@ -90,13 +97,19 @@ def run_check() -> None:
     except (render.RenderError, releases.ReleaseError, OSError) as e:
         sys.exit(f"error: {e}")
     problems = check.schema_problems(docs) + check.policy_problems(docs, oldest)
+    if _CHECKOV.value:
+        try:
+            problems += [f"checkov: {p}" for p in scan.checkov_problems(docs, _CHECKOV.value)]
+        except scan.ScanError as e:
+            sys.exit(f"error: {e}")
     for problem in problems:
         print(f"FAILED: {problem}")
     if problems:
         sys.exit(f"error: {len(problems)} problem(s) in {out}")
     print(
-        f"{len(docs)} objects valid (Kubernetes {check.KUBERNETES_VERSION}, strict) and as "
-        "the policies want."
+        f"{len(docs)} objects valid (Kubernetes {check.KUBERNETES_VERSION}, strict), every pod "
+        "meets the restricted Pod Security Standard, a NetworkPolicy guards each overlay, the "
+        "policies hold" + (", and checkov finds nothing unjustified." if _CHECKOV.value else ".")
     )
     if render.PLACEHOLDER_BUCKET in models_uri:
         print(

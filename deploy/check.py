@@ -14,6 +14,10 @@ Two kinds of check, each printing what is wrong and where:
   thread pools sized to the CPU; an image pinned to a release that reads the
   export's format; names that match serving/models.config and are DNS labels;
   a storageUri at a model's folder, not at one of its versions.
+- Security: Kubernetes' restricted Pod Security Standard, rule by rule
+  (deploy/pod_security.py), on every pod (Deployments and InferenceServices),
+  and a NetworkPolicy that admits to the serving ports only the client label's
+  pods (CLIENT_LABEL) and Prometheus to the REST port.
 """
 
 import functools
@@ -26,6 +30,7 @@ import kubernetes_validate
 import yaml
 from google.protobuf import text_format
 
+from deploy import pod_security
 from deploy.render import PLACEHOLDER_BUCKET, kustomize, split_image
 from serving import model_config, releases
 from serving.env import DEFAULTS
@@ -36,6 +41,9 @@ KUBERNETES_VERSION = "1.32"
 XLA_FLAG = "--xla_cpu_compilation_enabled=true"
 PORTS = {"grpc": int(DEFAULTS["GRPC_PORT"]), "http": int(DEFAULTS["REST_PORT"])}
 ISVC_SCHEMA = os.path.join(HERE, "schemas", "inferenceservice-v1beta1.yaml")
+# The label a pod needs to call the servers (deploy/k8s/base/networkpolicy.yaml), and Prometheus'.
+CLIENT_LABEL = {"tf-serving-client": "true"}
+PROMETHEUS_LABEL = {"app.kubernetes.io/name": "prometheus"}
 
 
 def load_applied(folder: str, kubectl: str) -> list[tuple[str, dict]]:
@@ -170,6 +178,16 @@ def policy_problems(docs: list[tuple[str, dict]], oldest: str) -> list[str]:
         for kind in ("Deployment", "HorizontalPodAutoscaler", "PodDisruptionBudget"):
             if kind not in kinds:
                 problems.append(f"{manifest}: no {kind}")
+        objects = [doc for file, doc in docs if file == manifest]
+        problems += network_policy_problems(objects, manifest)
+        namespaces = {
+            d.get("metadata", {}).get("namespace") for d in objects if d.get("kind") != "Namespace"
+        }
+        if len(namespaces) != 1 or None in namespaces:
+            problems.append(
+                f"{manifest}: the objects must share one namespace (kustomization's namespace:, "
+                f"in the overlay too); they are in {sorted(map(str, namespaces))}"
+            )
     return problems
 
 
@@ -186,7 +204,13 @@ def _models(configs, file: str) -> list[str]:
 
 def _deployment(file: str, doc: dict, oldest: str, configs) -> list[str]:
     problems, here = [], where(file, doc)
-    containers = doc["spec"]["template"]["spec"]["containers"]
+    pod = doc["spec"]["template"]["spec"]
+    containers = pod["containers"]
+    every = containers + pod.get("initContainers", []) + pod.get("ephemeralContainers", [])
+    annotations = doc["spec"]["template"].get("metadata", {}).get("annotations")
+    problems += [
+        f"{here}: restricted: {p}" for p in pod_security.pod_problems(pod, every, annotations)
+    ]
     (container,) = [c for c in containers if "serving" in c.get("image", "")] or [containers[0]]
     args = container.get("args", [])
     if XLA_FLAG not in args:
@@ -255,6 +279,11 @@ def _service(file: str, doc: dict) -> list[str]:
 def _inference_service(file: str, doc: dict, oldest: str) -> list[str]:
     problems, here = [], where(file, doc)
     name = doc["metadata"]["name"]
+    predictor = doc["spec"]["predictor"]
+    problems += [
+        f"{here}: restricted: {p}"
+        for p in pod_security.pod_problems(predictor, [predictor.get("model", {})])
+    ]
     if not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
         problems.append(f"{here}: the name must be a DNS label (mnist-flax, not mnist_flax)")
     model = doc["spec"]["predictor"].get("model", {})
@@ -276,3 +305,79 @@ def _inference_service(file: str, doc: dict, oldest: str) -> list[str]:
         if field not in predictor:
             problems.append(f"{here}: predictor.{field} is missing")
     return problems
+
+
+def network_policy_problems(objects: list[dict], manifest: str) -> list[str]:
+    """Why the manifest's NetworkPolicies do not limit its Deployment's pods to the
+    client label's pods (gRPC and REST) and Prometheus (REST, for the metrics page)."""
+    pods = [
+        d["spec"]["template"].get("metadata", {}).get("labels", {})
+        for d in objects
+        if d.get("kind") == "Deployment"
+    ]
+    policies = [
+        d
+        for d in objects
+        if d.get("kind") == "NetworkPolicy"
+        and "Ingress" in d["spec"].get("policyTypes", ["Ingress"])
+        and all(_selects(d["spec"].get("podSelector", {}), labels) for labels in pods)
+    ]
+    if not policies:
+        return [f"{manifest}: no NetworkPolicy limits who reaches the servers' pods"]
+    problems = []
+    admitted = {"client": set(), "prometheus": set()}
+    for policy in policies:
+        here = where(manifest, policy)
+        for rule in policy["spec"].get("ingress", []):
+            ports = {str(p.get("port")) for p in rule.get("ports", [])}
+            if not rule.get("from") or not ports or not ports <= _serving_ports():
+                problems.append(
+                    f"{here}: an ingress rule must name its sources (from) and only serving "
+                    f"ports ({', '.join(sorted(_serving_ports()))}); it has from="
+                    f"{rule.get('from')}, ports={sorted(ports) or 'all'}"
+                )
+                continue
+            for peer in rule["from"]:
+                selector = peer.get("podSelector")
+                if selector is None or "ipBlock" in peer:
+                    problems.append(f"{here}: a source without a podSelector admits too much")
+                elif _selects(selector, CLIENT_LABEL) and "namespaceSelector" not in peer:
+                    admitted["client"] |= ports
+                elif _selects(selector, PROMETHEUS_LABEL) and "namespaceSelector" in peer:
+                    admitted["prometheus"] |= ports
+    for who, label, ports in (
+        ("client", CLIENT_LABEL, {"grpc", "http"}),
+        ("prometheus", PROMETHEUS_LABEL, {"http"}),
+    ):
+        if not ports <= admitted[who] | {_names().get(p, p) for p in admitted[who]}:
+            problems.append(
+                f"{manifest}: the NetworkPolicy must admit pods labelled {label} to "
+                f"{', '.join(sorted(ports))} (admits {sorted(admitted[who]) or 'none'})"
+            )
+    return problems
+
+
+def _serving_ports() -> set[str]:
+    return set(PORTS) | {str(p) for p in PORTS.values()}
+
+
+def _names() -> dict[str, str]:
+    return {str(number): name for name, number in PORTS.items()}
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    """Whether a label selector (matchLabels, matchExpressions) selects pods with `labels`."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        key, values = expression.get("key"), expression.get("values", [])
+        operator = expression.get("operator")
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and labels.get(key) in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True

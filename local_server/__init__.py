@@ -19,8 +19,9 @@ Python model server):
   answers a ModelSpec; config reloads.
 - `batching`: --enable_batching, TensorFlow Serving's batch scheduler.
 - `metrics`: TensorFlow Serving's metrics and its Prometheus page.
-- `protos/`: the batching and monitoring messages, generated from TensorFlow
+- `protos/`: the batching, monitoring and SSL messages, generated from TensorFlow
   Serving's .proto files.
+- `tls`: --ssl_config_file, gRPC over TLS with grpcio's SSL credentials.
 - `grpc_service`: the gRPC transport.
 - `rest_api` (paths and checks, no sockets), `rest_codec` (the JSON formats,
   pure functions), `rest_server` (the asyncio HTTP transport).

@@ -121,6 +121,13 @@ _REST_MAX_BODY_BYTES = flags.DEFINE_integer(
     "default than gRPC's.",
     lower_bound=1,
 )
+_SSL_CONFIG_FILE = flags.DEFINE_string(
+    "ssl_config_file",
+    _DEFAULT.ssl_config_file,
+    "An SSLConfig in protobuf text format (server_key, server_cert, custom_ca: the PEM text; "
+    "client_verify): gRPC over TLS, client certificates too with client_verify. REST stays "
+    "plaintext. Unset: plaintext gRPC.",
+)
 _MAX_BATCH_SIZE = flags.DEFINE_integer(
     "max_batch_size",
     _DEFAULT.max_batch_size,

@@ -53,8 +53,15 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     HandleReloadConfigRequest = _method("handle_reload_config")
 
 
-def start(server: ModelServer, host: str, port: int, max_bytes: int, threads: int) -> grpc.Server:
-    """A started gRPC server; OSError if it cannot listen."""
+def start(
+    server: ModelServer,
+    host: str,
+    port: int,
+    max_bytes: int,
+    threads: int,
+    credentials: grpc.ServerCredentials | None = None,
+) -> grpc.Server:
+    """A started gRPC server, over TLS with `credentials`; OSError if it cannot listen."""
     grpc_server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=threads),
         options=[
@@ -69,7 +76,10 @@ def start(server: ModelServer, host: str, port: int, max_bytes: int, threads: in
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(server), grpc_server)
     address = f"{host}:{port}"
     try:
-        bound = grpc_server.add_insecure_port(address)
+        if credentials is None:
+            bound = grpc_server.add_insecure_port(address)
+        else:
+            bound = grpc_server.add_secure_port(address, credentials)
     except RuntimeError as e:
         raise OSError(f"cannot listen on {address} for gRPC: {e}") from e
     if bound == 0:

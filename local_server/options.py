@@ -33,4 +33,6 @@ class ServerOptions:
     rest_idle_timeout_seconds: float = 10.0
     rest_max_connections: int = 4096
     rest_api_enable_cors_support: bool = False
+    # An SSLConfig text proto: gRPC over TLS (REST stays plaintext, as in TensorFlow Serving).
+    ssl_config_file: str = ""
     max_batch_size: int = 0  # 0: no limit.

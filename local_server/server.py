@@ -12,9 +12,10 @@ import os
 import signal
 import threading
 
+import grpc
 from absl import logging
 
-from local_server import grpc_service
+from local_server import grpc_service, tls
 from local_server.api import ModelServer
 from local_server.batching import (
     BatchingOptions,
@@ -37,11 +38,17 @@ class StartupError(Exception):
 def run(options: ServerOptions) -> None:
     """Serves until SIGTERM or SIGINT; OSError if a port cannot be listened on."""
     try:
+        # TLS first: a wrong certificate stops the server before any model loads.
+        credentials = (
+            tls.server_credentials(tls.read(options.ssl_config_file))
+            if options.ssl_config_file
+            else None
+        )
         server, batching, metrics_path = build(options)
     except ServingError as e:
         raise StartupError(str(e)) from e
     try:
-        asyncio.run(_serve(options, server, metrics_path))
+        asyncio.run(_serve(options, server, metrics_path, credentials))
     finally:
         if batching is not None:
             batching.close()
@@ -141,7 +148,12 @@ def _every(period: float, call, stop: threading.Event, what: str) -> None:
         stop.wait(period)
 
 
-async def _serve(options: ServerOptions, server: ModelServer, metrics_path: str) -> None:
+async def _serve(
+    options: ServerOptions,
+    server: ModelServer,
+    metrics_path: str,
+    credentials: grpc.ServerCredentials | None = None,
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -152,6 +164,7 @@ async def _serve(options: ServerOptions, server: ModelServer, metrics_path: str)
         options.port,
         options.grpc_max_message_bytes,
         options.grpc_max_threads,
+        credentials,
     )
     rest = None
     polling = threading.Event()
@@ -166,8 +179,9 @@ async def _serve(options: ServerOptions, server: ModelServer, metrics_path: str)
                 ) from e
         models = ", ".join(f"{m.model_name} ({m.base_path})" for m in server.managers())
         logging.info(
-            "Serving %s: gRPC on %s:%d%s%s",
+            "Serving %s: gRPC%s on %s:%d%s%s",
             models or "no models",
+            " over TLS" if credentials else "",
             options.host,
             options.port,
             f", REST on {options.host}:{options.rest_api_port}" if rest else "",

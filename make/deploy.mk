@@ -11,8 +11,10 @@ MODELS_URI ?=
 KUBECTL ?= $(VENV)/bin/kubectl
 RENDER = $(PY) -m deploy render --out=$(DEPLOY_OUT) --image=$(DEPLOY_IMAGE) \
 	--tf_serving_version='$(TF_SERVING_VERSION)' --models_uri='$(MODELS_URI)' --kubectl=$(KUBECTL)
+# checkov of CHECKOV_VENV (the Makefile names it), or another: CHECKOV=/path/to/checkov.
+CHECKOV ?= $(CHECKOV_VENV)/bin/checkov
 DEPLOY_CHECK = $(PY) -m deploy check --out=$(DEPLOY_OUT) --kubectl=$(KUBECTL) \
-	--tf_serving_version='$(TF_SERVING_VERSION)'
+	--tf_serving_version='$(TF_SERVING_VERSION)' --checkov=$(CHECKOV)
 
 # deploy-check and deploy render only when DEPLOY_OUT holds no rendering, or when
 # MODELS_URI names another: what `make manifests` rendered is what they check and apply.
@@ -20,11 +22,18 @@ DEPLOY_CHECK = $(PY) -m deploy check --out=$(DEPLOY_OUT) --kubectl=$(KUBECTL) \
 manifests: $(STAMP) ## Render deploy/ (Kubernetes, KServe) into DEPLOY_OUT for MODELS_URI (your bucket)
 	$(RENDER) $(QUIET)
 
-deploy-check: $(STAMP) ## Validate DEPLOY_OUT as rendered (schemas, strict; policies), name its MODELS_URI
+$(CHECKOV_STAMP): deploy/checkov-requirements.txt
+	$(CHECK_PYTHON3)
+	$(PYTHON3) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r deploy/checkov-requirements.txt
+	@touch $@
+	@echo "Set up $(CHECKOV_VENV) with checkov (deploy/checkov-requirements.txt)."
+
+deploy-check: $(STAMP) $(CHECKOV_STAMP) ## Validate DEPLOY_OUT as rendered (schemas; restricted pods; checkov), name its MODELS_URI
 	$(RENDER) --keep $(QUIET)
 	$(DEPLOY_CHECK) $(QUIET)
 
-deploy: $(STAMP) ## deploy-check, then kubectl apply -k DEPLOY_OUT's OVERLAY (pvc|gcs), never the placeholder
+deploy: $(STAMP) $(CHECKOV_STAMP) ## deploy-check, then kubectl apply -k DEPLOY_OUT's OVERLAY (pvc|gcs), never the placeholder
 	$(RENDER) --keep $(QUIET)
 	$(DEPLOY_CHECK) --overlay=$(OVERLAY) $(QUIET)
 	$(KUBECTL) apply -k $(DEPLOY_OUT)/k8s/overlays/$(OVERLAY)

@@ -22,4 +22,7 @@ REQUEST_API = $(if $(filter rest,$(PROTOCOL)),--nouse_grpc --prediction_service_
 	$(filter grpc,$(PROTOCOL)),--use_grpc --prediction_service_addr=localhost:$(GRPC_PORT),$(error \
 	PROTOCOL=$(PROTOCOL): choose grpc or rest)))
 REQUEST_FLAGS = $(DATA_FLAGS) $(if $(CONCURRENCY),--concurrency=$(CONCURRENCY)) \
-	$(if $(LABEL),--model_version_label=$(LABEL))
+	$(if $(LABEL),--model_version_label=$(LABEL)) $(TLS_FLAGS)
+# gRPC over TLS (make/serving.mk, TLS_DIR): the CA, and the client's certificate if there.
+TLS_FLAGS = $(if $(TLS_DIR),--ca_cert=$(TLS_DIR)/ca.crt $(if $(wildcard $(TLS_DIR)/client.crt), \
+	--client_cert=$(TLS_DIR)/client.crt --client_key=$(TLS_DIR)/client.key))

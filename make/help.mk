@@ -14,8 +14,9 @@ define HELP_VARIABLES
 @echo "         COMPAT_VERSIONS='2.16 2.21' (compat), VERBOSE=1 (every line, a line per batch)"
 @echo "         MODEL_CONFIG=serving/models.config BATCHING=1 MONITORING=1 (serve, reload)," \
   "LABEL=canary (request)"
+@echo "         TLS_DIR=.run/tls (serve, request: gRPC over TLS; make certs makes one, for trying)"
 @echo "         MODELS_URI=gs://bucket/models OVERLAY=gcs DEPLOY_OUT=dir KUBECTL=kubectl" \
-  "(manifests, deploy-check, deploy)"
+  "CHECKOV=path (manifests, deploy-check, deploy)"
 @echo
 @echo "What a server that \`make serve\` started answers (TensorFlow Serving's API; any SERVER kind):"
 @echo "  gRPC on GRPC_PORT: PredictionService Predict, Classify, Regress, MultiInference,"

@@ -11,6 +11,12 @@ BATCHING ?=
 MONITORING ?=
 # How often the server re-reads MODEL_CONFIG (--model_config_file_poll_wait_seconds).
 CONFIG_POLL_SECONDS ?= 10
+# gRPC over TLS, for every server kind: TLS_DIR/ssl.config is TensorFlow Serving's
+# --ssl_config_file (an SSLConfig holding the PEM text); `make request` reads
+# TLS_DIR/ca.crt, and client.crt and client.key if there. `make certs` makes a
+# throwaway set. REST stays plaintext: TensorFlow Serving has no TLS for it.
+TLS_DIR ?=
+SSL_CONFIG = $(abspath $(TLS_DIR))/ssl.config
 
 # Files of the server that `make serve` started; `make stop` stops only that one.
 RUN_DIR ?= .run
@@ -35,16 +41,19 @@ CONFIG_FLAGS = $(if $(MODEL_CONFIG),--model_config_file=$(2) \
 SERVER_FLAGS = --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) $(if $(MODEL_CONFIG),,--model_name=$(MODEL) \
 	--model_base_path=$(MODEL_PATH)/$(MODEL)) --xla_cpu_compilation_enabled=true \
 	$(if $(GPU_ON),--xla_gpu_compilation_enabled=true) \
-	$(call CONFIG_FLAGS,$(abspath $(SERVING_DIR)),$(abspath $(HOST_MODEL_CONFIG)))
+	$(call CONFIG_FLAGS,$(abspath $(SERVING_DIR)),$(abspath $(HOST_MODEL_CONFIG))) \
+	$(if $(TLS_DIR),--ssl_config_file=$(SSL_CONFIG))
 # Docker: the walkthrough's one model; with MODEL_CONFIG, all of MODEL_PATH at
 # /models and the config's folder at /model_config; serving/ at /serving. Read-only.
 MOUNT_MODEL = --mount type=bind,source=$(MODEL_PATH)/$(MODEL)/,target=/models/$(MODEL)
 MOUNT_MODELS = --mount type=bind,source=$(abspath $(MODEL_PATH)),target=/models,readonly \
 	--mount type=bind,source=$(abspath $(dir $(MODEL_CONFIG))),target=/model_config,readonly
 MOUNT_SERVING = --mount type=bind,source=$(abspath $(SERVING_DIR)),target=/serving,readonly
+MOUNT_TLS = --mount type=bind,source=$(SSL_CONFIG),target=/tls/ssl.config,readonly
 DOCKER_MOUNTS = $(if $(MODEL_CONFIG),$(MOUNT_MODELS),$(MOUNT_MODEL)) \
-	$(if $(BATCHING_ON)$(MONITORING_ON),$(MOUNT_SERVING))
-DOCKER_CONFIG_FLAGS = $(call CONFIG_FLAGS,/serving,/model_config/$(notdir $(MODEL_CONFIG)))
+	$(if $(BATCHING_ON)$(MONITORING_ON),$(MOUNT_SERVING)) $(if $(TLS_DIR),$(MOUNT_TLS))
+DOCKER_CONFIG_FLAGS = $(call CONFIG_FLAGS,/serving,/model_config/$(notdir $(MODEL_CONFIG))) \
+	$(if $(TLS_DIR),--ssl_config_file=/tls/ssl.config)
 MODEL_CONFIG_FLAG = $(if $(MODEL_CONFIG),--model_config_file=$(MODEL_CONFIG))
 
 SERVER_PROCESS = $(PY) -m tools.server_process
@@ -54,10 +63,13 @@ WAIT_AVAILABLE = $(SERVER_PROCESS) wait --model_name=$(MODEL) --rest_port=$(REST
 	$(MODEL_CONFIG_FLAG)
 STOP_SERVER = $(SERVER_PROCESS) stop $(RUN_FILES)
 
-.PHONY: serve-check serve-docker serve-binary serve-local reload status stop
+.PHONY: serve-check serve-docker serve-binary serve-local reload status stop certs
 
-# A version to serve, exported for this server's device and release; free ports.
+# The TLS files if asked; a version to serve, exported for this server's device and release;
+# free ports.
 serve-check:
+	@$(if $(TLS_DIR),[ -r $(SSL_CONFIG) ] || { echo "error: TLS_DIR=$(TLS_DIR) holds no readable" \
+	  "ssl.config: make certs TLS_DIR=$(TLS_DIR) makes one (for trying)" >&2; exit 1; })
 	@$(SERVER_PROCESS) preflight --model_name=$(MODEL) --model_base_path=$(MODEL_PATH)/$(MODEL) \
 		--ports=$(GRPC_PORT),$(REST_PORT) --tf_serving_version='$(TF_SERVING_VERSION)' \
 		$(if $(GPU_ON),--gpu) $(MODEL_CONFIG_FLAG) $(QUIET)
@@ -104,3 +116,6 @@ status: $(STAMP) ## Print the version states of MODEL on the running server
 
 stop: ## Stop the model server that `make serve` started
 	@$(STOP_SERVER)
+
+certs: $(STAMP) ## Make a throwaway CA, server and client certificate in TLS_DIR (.run/tls), to try TLS
+	@$(PY) -m tools.certs --out=$(or $(TLS_DIR),$(RUN_DIR)/tls) $(QUIET)

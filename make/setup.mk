@@ -1,4 +1,5 @@
-# `make setup`'s check of the Python it builds .venv with, and `make distclean`.
+# `make setup`'s check of the Python it builds .venv with, `make requirements` and
+# `make distclean`.
 
 # Python 3.11 or newer (jax, jaxlib, flax and numpy's pins need it), with the venv
 # module. README.md, "Supported Pythons".
@@ -13,6 +14,15 @@ define CHECK_PYTHON3
 endef
 
 .PHONY: distclean
-distclean: ## `make clean`, and delete .venv and the virtualenvs of `make compat`
+distclean: ## `make clean`, and delete .venv, .venv-checkov and the virtualenvs of `make compat`
 	@if [ -x $(PY) ]; then $(MAKE) --no-print-directory clean; fi
-	rm -rf $(VENV) $(COMPAT_DIR)
+	rm -rf $(VENV) $(CHECKOV_VENV) $(COMPAT_DIR)
+
+# Every package pinned and hashed, so that `make setup` installs exactly the files
+# tested here (pip refuses any other). The pip of `python3 -m venv` runs it; pip
+# itself is pinned in the file like the rest.
+.PHONY: requirements
+requirements: $(STAMP) ## Pin and hash requirements.in's packages and their dependencies into requirements.txt
+	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+	  --no-emit-index-url --no-emit-find-links --custom-compile-command='make requirements' \
+	  --output-file=requirements.txt requirements.in

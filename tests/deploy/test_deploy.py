@@ -38,8 +38,8 @@ def problems(docs) -> list[str]:
 def test_the_rendered_manifests_pass(rendered):
     kinds = sorted({doc["kind"] for _, doc in rendered})
     assert kinds == [
-        "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "InferenceService",
-        "PersistentVolumeClaim", "PodDisruptionBudget", "Service",
+        "ConfigMap", "Deployment", "HorizontalPodAutoscaler", "InferenceService", "Namespace",
+        "NetworkPolicy", "PersistentVolumeClaim", "PodDisruptionBudget", "Service",
     ]  # fmt: skip
     assert problems(rendered) == []
 

@@ -14,6 +14,7 @@ TOPICS = [
     "production",
     "local_server",
     "scaling_out",
+    "security",
     "performance",
     "testing",
     "troubleshooting",

@@ -255,7 +255,7 @@ def test_make_distclean_deletes_the_virtualenvs_make_compat_makes(tmp_path):
     compat = run(["make", "-n", "compat", f"MODEL_PATH={tmp_path}", "COMPAT_DIR=my-venvs"])
     assert "--venv_dir=my-venvs" in compat.stdout.split()
     distclean = run(["make", "-n", "distclean", "COMPAT_DIR=my-venvs"])
-    assert "rm -rf .venv my-venvs" in distclean.stdout.splitlines()
+    assert "rm -rf .venv .venv-checkov my-venvs" in distclean.stdout.splitlines()
 
 
 def test_compat_names_the_variable_of_a_bad_release(tmp_path):
