@@ -25,7 +25,7 @@ manifests: $(STAMP) ## Render deploy/ (Kubernetes, KServe) into DEPLOY_OUT for M
 $(CHECKOV_STAMP): deploy/checkov-requirements.txt
 	$(CHECK_PYTHON3)
 	$(PYTHON3) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/python -m pip install --quiet -r deploy/checkov-requirements.txt
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --require-hashes -r deploy/checkov-requirements.txt
 	@touch $@
 	@echo "Set up $(CHECKOV_VENV) with checkov (deploy/checkov-requirements.txt)."
 

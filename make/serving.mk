@@ -107,7 +107,7 @@ reload: $(STAMP) ## Apply an edited MODEL_CONFIG to the running server (models, 
 	  "(the file the server was started with, edited)" >&2; exit 1; }
 	@$(PY) -m tools.model_config_files reload $(MODEL_CONFIG_FLAG) --exports_path=$(MODEL_PATH) \
 		--out=$(HOST_MODEL_CONFIG) --grpc_port=$(GRPC_PORT) --pid_file=$(PID_FILE) --kind_file=$(KIND_FILE) \
-		$(QUIET)
+		$(TLS_FLAGS) $(QUIET)
 
 status: $(STAMP) ## Print the version states of MODEL on the running server
 	@if [ -f $(KIND_FILE) ]; then echo "Started by make serve: the $$(cat $(KIND_FILE)) server" \

@@ -22,7 +22,8 @@ distclean: ## `make clean`, and delete .venv, .venv-checkov and the virtualenvs 
 # tested here (pip refuses any other). The pip of `python3 -m venv` runs it; pip
 # itself is pinned in the file like the rest.
 .PHONY: requirements
-requirements: $(STAMP) ## Pin and hash requirements.in's packages and their dependencies into requirements.txt
-	$(VENV)/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
-	  --no-emit-index-url --no-emit-find-links --custom-compile-command='make requirements' \
-	  --output-file=requirements.txt requirements.in
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND='make requirements' $(VENV)/bin/pip-compile --quiet \
+	--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+requirements: $(STAMP) ## Pin and hash requirements.in (and deploy/'s checkov) with every dependency into requirements.txt
+	$(PIP_COMPILE) --output-file=requirements.txt requirements.in
+	$(PIP_COMPILE) --output-file=deploy/checkov-requirements.txt deploy/checkov-requirements.in

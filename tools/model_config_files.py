@@ -2,7 +2,7 @@
 
     python -m tools.model_config_files host_copy --model_config_file=F --exports_path=DIR --out=F
     python -m tools.model_config_files reload --model_config_file=F --exports_path=DIR --out=F
-        --pid_file=F --kind_file=F [--grpc_port=8500]
+        --pid_file=F --kind_file=F [--grpc_port=8500] [--ca_cert=F [--client_cert=F --client_key=F]]
 
 The config names the container's paths (/models/..., MODEL_PATH mounted there);
 tensorflow_model_server and the local server read the host's copy, with
@@ -58,10 +58,14 @@ def reload(
     grpc_port: int = int(DEFAULTS["GRPC_PORT"]),
     host: str = "localhost",
     timeout: float = 300,
+    tls_files: tuple[str, str, str] = ("", "", ""),
 ) -> None:
-    """Sends the config in `source` to the server `make serve` started."""
+    """Sends the config in `source` to the server `make serve` started; over TLS when
+    tls_files names a CA (and a client's certificate and key), as model_server_request.py."""
     import grpc
     from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
+
+    import serving_client
 
     config = read(source)
     if started is None:
@@ -69,7 +73,11 @@ def reload(
     if started.kind != "docker":
         config = host_copy(config, source, exports_path, out)  # What the server polls, too.
     request = model_management_pb2.ReloadConfigRequest(config=config)
-    with grpc.insecure_channel(f"{host}:{grpc_port}") as channel:
+    try:
+        channel = serving_client.grpc_channel(f"{host}:{grpc_port}", *tls_files)
+    except serving_client.RequestError as e:
+        fail(str(e))
+    with channel:
         stub = model_service_pb2_grpc.ModelServiceStub(channel)
         try:
             stub.HandleReloadConfigRequest(request, timeout=timeout)
@@ -80,6 +88,11 @@ def reload(
                     " A label moves only to a loaded version: list the version in the "
                     "model_version_policy first, `make reload`, then move the label and "
                     "`make reload` again."
+                )
+            if e.code() == grpc.StatusCode.UNAVAILABLE:
+                fail(
+                    f"no gRPC answer from {host}:{grpc_port}: {e.details()}. Is the server "
+                    "running (make status)? A server started with TLS_DIR needs it here too."
                 )
             fail(f"the server refused the config: {e.code().name}: {e.details()}.{advice}")
     print(f"The server applied {source}: {describe(config)}.")
@@ -116,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
     send.add_argument("--grpc_port", type=int, default=int(DEFAULTS["GRPC_PORT"]), help="GRPC_PORT")
     send.add_argument("--host", default="localhost", help="where the server listens")
     send.add_argument("--timeout", type=float, default=300, help="seconds to wait for the server")
+    send.add_argument("--ca_cert", default="", help="gRPC over TLS: the CA of the server's cert")
+    send.add_argument("--client_cert", default="", help="the client's certificate, if verified")
+    send.add_argument("--client_key", default="", help="the client certificate's key")
     args = parser.parse_args(argv)
     if args.command == "host_copy":
         host_copy(read(args.model_config_file), args.model_config_file, args.exports_path, args.out)
@@ -128,6 +144,7 @@ def main(argv: list[str] | None = None) -> None:
             grpc_port=args.grpc_port,
             host=args.host,
             timeout=args.timeout,
+            tls_files=(args.ca_cert, args.client_cert, args.client_key),
         )
 
 

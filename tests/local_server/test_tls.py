@@ -18,7 +18,8 @@ import serving_client
 from local_server import tls
 from local_server.protos.ssl_config_pb2 import SSLConfig
 from serving.status import ServingError
-from tools import certs
+from tools import certs, model_config_files
+from tools.server_process import Started
 
 
 @pytest.fixture(scope="module")
@@ -141,3 +142,20 @@ def test_an_unreadable_ssl_config_stops_the_server_with_a_clear_error(files, mod
     )  # fmt: skip
     assert result.returncode == 1
     assert f"error: {missing}; No such file or directory" in result.stderr
+
+
+def test_make_reload_over_tls(files, model, tmp_path):
+    """`make reload TLS_DIR=...`: the config goes over TLS; a plaintext reload says why it fails."""
+    config = tmp_path / "models.config"
+    config.write_text(
+        'model_config_list { config { name: "default" base_path: "/models/default" '
+        'model_platform: "tensorflow" } }\n'
+    )
+    with local_server("default", model, f"--ssl_config_file={files['ssl.config']}") as server:
+        started = Started("local", server.process.pid)
+        args = (str(config), str(model.parent), str(tmp_path / "host.config"), started)
+        port = int(server.grpc_address.rsplit(":", 1)[1])
+        tls = (files["ca.crt"], files["client.crt"], files["client.key"])
+        model_config_files.reload(*args, grpc_port=port, timeout=10, tls_files=tls)
+        with pytest.raises(SystemExit, match="A server started with TLS_DIR needs it here too"):
+            model_config_files.reload(*args, grpc_port=port, timeout=10)

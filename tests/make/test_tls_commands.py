@@ -38,13 +38,18 @@ def test_docker_mounts_the_ssl_config_read_only(tmp_path):
     assert args[-1] == "--ssl_config_file=/tls/ssl.config"
 
 
-def test_request_passes_the_ca_and_the_client_certificate(tmp_path):
-    (args,) = [c for c in dry_run("request", f"TLS_DIR={tmp_path}") if "model_server_request" in c]
+@pytest.mark.parametrize(
+    "target, program",
+    [("request", "model_server_request"), ("reload", "tools.model_config_files")],
+)
+def test_request_and_reload_pass_the_ca_and_the_client_certificate(tmp_path, target, program):
+    given = [target, "MODEL_CONFIG=serving/models.config"]
+    (args,) = [c for c in dry_run(*given, f"TLS_DIR={tmp_path}") if program in c]
     assert f"--ca_cert={tmp_path}/ca.crt" in args and "--client_cert" not in args
     certs.write(str(tmp_path))
-    (args,) = [c for c in dry_run("request", f"TLS_DIR={tmp_path}") if "model_server_request" in c]
+    (args,) = [c for c in dry_run(*given, f"TLS_DIR={tmp_path}") if program in c]
     assert f"--client_cert={tmp_path}/client.crt --client_key={tmp_path}/client.key" in args
-    (args,) = [c for c in dry_run("request") if "model_server_request" in c]
+    (args,) = [c for c in dry_run(*given) if program in c]
     assert "--ca_cert" not in args
 
 
