@@ -11,8 +11,8 @@ ENV_VARS := MODEL_PATH MODEL SERVING_BATCH_SIZE_SAVE SERVING_BATCH_SIZE MODEL_VE
 	COUNT_IMAGES TF_SERVING_VERSION GPU DOCKER_IMAGE GRPC_PORT REST_PORT
 include make/env.mk
 # Options, passed on only when set (make/flags.mk makes them flags): export takes
-# NUM_EPOCHS MOCK_DATA DATA_DIR OVERWRITE PLATFORMS; request PROTOCOL CONCURRENCY
-# LABEL IMAGES; VERBOSE=1 shows every line.
+# NUM_EPOCHS MOCK_DATA DATA_DIR OVERWRITE PLATFORMS CHECKPOINT INPUTS; request PROTOCOL
+# CONCURRENCY LABEL IMAGES; VERBOSE=1 shows every line.
 SERVER ?= auto
 PROTOCOL ?= grpc
 PYTHON3 ?= python3
@@ -42,7 +42,7 @@ $(STAMP): requirements.txt
 	@touch $@
 	@echo "Set up $(VENV) with the packages of requirements.txt."
 
-export: $(STAMP) ## Train MODEL, export it as the next version under MODEL_PATH/MODEL (or MODEL_VERSION)
+export: $(STAMP) ## Train MODEL (or restore CHECKPOINT), export the next version under MODEL_PATH/NAME
 	$(PY) saved_model_main.py --model=$(MODEL) --model_path=$(MODEL_PATH) $(VERSION_FLAG) \
 		--serving_batch_size=$(SERVING_BATCH_SIZE_SAVE) --tf_serving_version=$(TF_SERVING_VERSION) \
 		--compile_model --noshow_model $(strip $(EXPORT_FLAGS) $(VERBOSE_FLAG)) $(QUIET)

@@ -8,7 +8,9 @@
 
 # Where SavedModels go: one directory per model, one numbered version below it.
 : "${MODEL_PATH:=/tmp/jax2tf/saved_models}"
-# The example model: mnist_flax (CNN) or mnist_pure_jax (MLP).
+# The model: mnist_flax (CNN) or mnist_pure_jax (MLP); for `make export`, also
+# package.module:attribute, a model of models/base.py's protocol (examples/README.md),
+# whose name the other targets then take.
 : "${MODEL:=mnist_flax}"
 # Batch size of the exported serving signature: -1 for any batch size.
 : "${SERVING_BATCH_SIZE_SAVE:=-1}"

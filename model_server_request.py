@@ -5,6 +5,8 @@ r"""Send MNIST test images to a model server over gRPC or REST; print accuracy a
 
 With --images='digits/*.png', it sends those image files through the image signature
 instead (image_client.py) and prints each file's digit and its probability.
+With --inputs=file.npy (one input) or .npz (named inputs), for any model: it sends those
+arrays in one request and prints the outputs (serving_inputs.py).
 """
 
 import gc
@@ -14,6 +16,7 @@ from absl import app, flags
 
 import image_client
 import serving_client
+import serving_inputs
 from models import mnist_data
 from serving.env import DEFAULTS
 
@@ -50,12 +53,17 @@ _IMAGES = flags.DEFINE_string(
     "Glob patterns of PNG or JPEG files, separated by spaces: send them through the image "
     "signature and print each one's digit, instead of sending MNIST test images.",
 )
+_INPUTS = flags.DEFINE_string(
+    "inputs", None, "A .npy (one input) or .npz (inputs by name) to send, instead of MNIST."
+)
 _VERBOSE = flags.DEFINE_boolean(
     "verbose", False, "Log each batch's predictions and running accuracy, not a progress bar."
 )
 
 
 def main(_: list[str]) -> None:
+    if _INPUTS.value:
+        return send_inputs(_INPUTS.value)
     batch_size, count = _BATCH_SIZE.value, _COUNT.value
     if _IMAGES.value:
         sys.exit(send_images(_IMAGES.value.split(), batch_size))
@@ -115,6 +123,20 @@ def send_images(patterns: list[str], batch_size: int) -> str | None:
     for path, digit, probability in results:
         print(f"{path}: {digit} ({probability:.1%})")
     return None
+
+
+def send_inputs(path: str) -> None:
+    """Sends the arrays of `path` to the model's signature and prints its outputs."""
+    try:
+        arrays = serving_inputs.load(path)
+        client = make_client()
+        client.wait_ready(_CONNECT_TIMEOUT.value)
+        signature = client.signatures().get(serving_client.SIGNATURE, {})
+        named = serving_inputs.match_signature(arrays, signature, f"--inputs={path}")
+        outputs = serving_inputs.send(client, named, signature)
+    except (serving_client.RequestError, serving_inputs.InputsError) as e:
+        sys.exit(f"error: {e}")
+    print(serving_inputs.describe(outputs))
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def convert_and_save_model(
     params: Any,
     model_dir: str,
     *,
-    input_signatures: Sequence[tf.TensorSpec],
+    input_signatures: Sequence[tf.TensorSpec | dict[str, tf.TensorSpec]],
     polymorphic_shapes: str | None = None,
     with_gradient: bool = False,
     compile_model: bool = True,
@@ -80,10 +80,13 @@ def convert_and_save_model(
       input_signatures: tf.TensorSpecs of `inputs`. The first becomes the
         `serving_default` signature; its name is the signature's input name.
         The others are traced too, so that callers of the reloaded object with
-        those shapes need no retracing.
+        those shapes need no retracing. For several named inputs, each is a
+        dict of TensorSpecs named as its keys: `inputs` is then that dict, and
+        the signature's inputs have those names.
       polymorphic_shapes: jax2tf polymorphic shape of `inputs`, e.g.
-        "(b, ...)" for any batch size; the first signature then has None in
-        that dimension. Needs exactly one input signature.
+        "(b, ...)" for any batch size (of every named input, if a dict); the
+        first signature then has None in that dimension. Needs exactly one
+        input signature.
       with_gradient: save the gradient too (for fine-tuning the SavedModel).
       compile_model: jit_compile the tf.function; TensorFlow Serving needs it.
       platforms: where the SavedModel can run: "cpu", "cuda", "rocm", "tpu".
@@ -265,7 +268,7 @@ def format_problems(
 
 def write_warmup_requests(
     model_dir: str,
-    batches: Iterable[np.ndarray],
+    batches: Iterable[np.ndarray | dict[str, np.ndarray]],
     *,
     model_name: str,
     input_name: str = INPUT_NAME,
@@ -273,6 +276,8 @@ def write_warmup_requests(
     extra_requests: Iterable[tuple[str, str, np.ndarray]] = (),
 ) -> str:
     """Writes WARMUP_FILE: a PredictRequest for each of `batches`; returns its path.
+
+    A batch is an array, sent as `input_name`, or a dict of arrays by input name.
 
     TensorFlow Serving replays these requests when it loads the version, before
     the version takes traffic. jit_compile compiles once per input shape, so
@@ -292,14 +297,15 @@ def write_warmup_requests(
             request = log.predict_log.request
             request.model_spec.name = model_name
             request.model_spec.signature_name = signature
-            request.inputs[name].CopyFrom(tf.make_tensor_proto(batch))
+            for key, array in (batch if isinstance(batch, dict) else {name: batch}).items():
+                request.inputs[key].CopyFrom(tf.make_tensor_proto(array))
             writer.write(log.SerializeToString())
     return path
 
 
 def write_validation_batch(
     model_dir: str,
-    inputs: np.ndarray,
+    inputs: np.ndarray | dict[str, np.ndarray],
     outputs: np.ndarray,
     *,
     atol: float,
@@ -308,6 +314,8 @@ def write_validation_batch(
 ) -> str:
     """Writes VALIDATION_FILE: inputs, the JAX function's outputs on them, and the tolerance.
 
+    One input is stored as `inputs`, named inputs as `inputs.NAME` each.
+
     check_savedmodel.py runs the SavedModel on `inputs` with whatever
     TensorFlow it finds and compares with `outputs`, so the model can be
     checked later, on any machine, against its own JAX answers. extra: more
@@ -315,7 +323,9 @@ def write_validation_batch(
     """
     path = os.path.join(model_dir, VALIDATION_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    np.savez(path, inputs=inputs, outputs=outputs, atol=atol, rtol=rtol, **(extra or {}))
+    named = {f"inputs.{k}": v for k, v in inputs.items()} if isinstance(inputs, dict) else {}
+    arrays = named or {"inputs": inputs}
+    np.savez(path, **arrays, outputs=outputs, atol=atol, rtol=rtol, **(extra or {}))
     return path
 
 

@@ -1,11 +1,12 @@
-r"""Train an MNIST model in JAX, convert it with jax2tf and publish it for TensorFlow Serving.
+r"""Train a JAX model (or restore it), convert it with jax2tf, publish it for TensorFlow Serving.
 
     python saved_model_main.py --model=mnist_flax --model_path=/tmp/jax2tf/saved_models \
         --serving_batch_size=-1 --compile_model --noshow_model
+    python saved_model_main.py --model=examples.regressor:MODEL --checkpoint=DIR ...
 
-publishes MODEL_PATH/MODEL/VERSION, checked against the JAX function, where TensorFlow
-Serving (--model_base_path=MODEL_PATH/MODEL) finds it. `make export` runs it with env.sh's
-values; `train_and_export(ExportOptions(...))` runs it without flags.
+publishes MODEL_PATH/NAME/VERSION (NAME: the model's name), checked against the JAX
+function, where TensorFlow Serving (--model_base_path=MODEL_PATH/NAME) finds it. `make
+export` runs it with env.sh's values; `train_and_export(ExportOptions(...))` without flags.
 """
 
 import dataclasses
@@ -19,11 +20,13 @@ from collections.abc import Callable
 
 import jax
 import numpy as np
+import orbax  # The namespace alone: orbax.checkpoint is imported only to restore.
 import tensorflow as tf
 from absl import app, flags, logging
 
 import saved_model_lib
-from models import INPUT_SHAPE, MODELS, export_lib, get_model, mnist_data, train
+import serving_inputs
+from models import MODELS, ModelError, checkpoint, export_lib, get_model, inputs, mnist_data, train
 from models.export_lib import ExportError, ExportOptions
 from serving import releases, versions
 
@@ -33,7 +36,24 @@ CPU_TOLERANCES = dict(atol=1e-5, rtol=1e-5)
 GPU_TOLERANCES = dict(atol=1e-6, rtol=1e-4)
 _DEFAULT = ExportOptions()  # The flags' defaults.
 
-_MODEL = flags.DEFINE_enum("model", _DEFAULT.model, MODELS, "Which model to train and export.")
+_MODEL = flags.DEFINE_string(
+    "model",
+    _DEFAULT.model,
+    f"Which model to export: {', '.join(MODELS)}, or package.module:attribute naming a model "
+    "of models/base.py's protocol (importable from the current directory or PYTHONPATH).",
+)
+_CHECKPOINT = flags.DEFINE_string(
+    "checkpoint",
+    _DEFAULT.checkpoint,
+    "An Orbax checkpoint directory to restore the parameters from, instead of training "
+    "(--num_epochs is then ignored).",
+)
+_INPUTS = flags.DEFINE_string(
+    "inputs",
+    _DEFAULT.inputs,
+    "A .npy (one input) or .npz (inputs by name) of real inputs to check the SavedModel on; "
+    "empty: MNIST's test images, or for other models inputs made from their input specs.",
+)
 _MODEL_CLASSIFIER_LAYER = flags.DEFINE_boolean(
     "model_classifier_layer",
     _DEFAULT.model_classifier_layer,
@@ -91,6 +111,11 @@ _OVERWRITE = flags.DEFINE_boolean("overwrite", _DEFAULT.overwrite, "Replace an e
 _MOCK_DATA = flags.DEFINE_boolean("mock_data", _DEFAULT.mock_data, mnist_data.MOCK_DATA_HELP)
 _DATA_DIR = flags.DEFINE_string("data_dir", _DEFAULT.data_dir, mnist_data.DATA_DIR_HELP)
 flags.register_validator(
+    "model",
+    lambda name: ":" in name or name in MODELS,
+    f"must be one of {', '.join(MODELS)}, or package.module:attribute",
+)
+flags.register_validator(
     "serving_batch_size", lambda n: n == -1 or n > 0, "must be -1 (any batch size) or > 0"
 )
 flags.register_validator(
@@ -108,7 +133,7 @@ flags.register_validator(
 def main(argv: list[str]) -> None:
     del argv
     if not _VERBOSE.value:
-        logging.get_absl_handler().addFilter(without_info_of(tf, jax))
+        logging.get_absl_handler().addFilter(without_info_of(tf, jax, orbax))
         tf.get_logger().setLevel(std_logging.WARNING)  # It also prints through its own handler.
     # SIGTERM (kill, a CI timeout) unwinds like SIGINT, through the clean-up.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
@@ -124,6 +149,9 @@ def main(argv: list[str]) -> None:
         releases.ReleaseError,
         saved_model_lib.ExportFormatError,
         mnist_data.DataError,
+        ModelError,
+        checkpoint.CheckpointError,
+        serving_inputs.InputsError,
     ) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:  # The clean-up has run: say so, without a traceback.
@@ -137,36 +165,51 @@ def main(argv: list[str]) -> None:
 
 def without_info_of(*packages) -> Callable[[std_logging.LogRecord], bool]:
     """A logging filter that drops the INFO lines logged by `packages`' own modules."""
-    paths = tuple(os.path.dirname(p.__file__) for p in packages)
+    paths = tuple(path for p in packages for path in p.__path__)  # orbax: a namespace.
     return lambda r: r.levelno >= std_logging.WARNING or not r.pathname.startswith(paths)
 
 
 def train_and_export(options: ExportOptions) -> str:
-    """Trains, converts, saves, checks against JAX and publishes a version; returns its path."""
+    """Trains (or restores), converts, saves, checks against JAX, publishes; returns the path."""
     model = get_model(options.model)
+    mnist = model.dataset == "mnist"
     serving_format = _serving_format(options.tf_serving_version)
+    if not options.model_classifier_layer and model.features is None:
+        raise ExportError(f"{model.name} has no features to export: keep the classifier layer.")
+    if not (mnist or options.checkpoint):
+        raise ExportError(
+            f"{model.name} has no training here (its dataset is not mnist): pass the Orbax "
+            "checkpoint of its parameters, CHECKPOINT=dir (--checkpoint)."
+        )
     # The features answer something else than the classifier: a model of their own.
     name = model.name if options.model_classifier_layer else f"{model.name}_features"
     base_dir = os.path.join(options.model_path, name)
+    # A bad --inputs or checkpoint fails here, before anything is written.
+    batch = inputs.batches(model, options.inputs, None) if options.inputs or not mnist else None
+    if batch is not None:
+        source = options.inputs or "inputs made from its input specs"
+        logging.info("The SavedModel will be checked against JAX on %s", source)
+    restored = None
+    if options.checkpoint:
+        logging.info(
+            "Restoring %s's parameters from %s (no training: NUM_EPOCHS is ignored)",
+            model.name,
+            options.checkpoint,
+        )
+        restored = checkpoint.restore(options.checkpoint, model)
     with export_lib.export_errors(base_dir):
         versions.check_can_publish(base_dir, options.model_version, overwrite=options.overwrite)
 
-    test_data = export_lib.load_mnist("test", options)
-    train_data = export_lib.load_mnist("train", options)
-    logging.info(
-        "Training %s for %d epochs on %d examples", model.name, options.num_epochs, len(train_data)
-    )
-    result = train.train(model, train_data, test_data, num_epochs=options.num_epochs)
-    predict_fn = functools.partial(model.apply, with_classifier=options.model_classifier_layer)
+    test_data = export_lib.load_mnist("test", options) if mnist else None
+    batch = batch or inputs.batches(model, "", test_data)
+    result = _parameters(model, options, test_data, restored)
+    predict_fn = model.apply if options.model_classifier_layer else model.features
 
-    if options.serving_batch_size == -1:  # Batch-polymorphic SavedModel.
-        input_signatures = [tf.TensorSpec((None, *INPUT_SHAPE), tf.float32)]
-        polymorphic_shapes = "(b, ...)"
+    if options.serving_batch_size == -1 or not mnist:  # -1: a batch-polymorphic SavedModel.
+        input_signatures, polymorphic_shapes = inputs.signatures(model, options.serving_batch_size)
     else:  # The serving signature first, then the training and test batch sizes.
-        sizes = dict.fromkeys(
-            [options.serving_batch_size, train.TRAIN_BATCH_SIZE, train.TEST_BATCH_SIZE]
-        )
-        input_signatures = [tf.TensorSpec((n, *INPUT_SHAPE), tf.float32) for n in sizes]
+        sizes = [options.serving_batch_size, train.TRAIN_BATCH_SIZE, train.TEST_BATCH_SIZE]
+        input_signatures = [inputs.signatures(model, n)[0][0] for n in dict.fromkeys(sizes)]
         polymorphic_shapes = None
     with export_lib.export_errors(base_dir), versions.staging_directory(base_dir) as staging:
         logging.info(
@@ -181,27 +224,41 @@ def train_and_export(options: ExportOptions) -> str:
             compile_model=options.compile_model,
             platforms=options.platforms,
             serving_format=serving_format,
-            extra_signatures=export_lib.image_signatures(options),
+            extra_signatures=export_lib.image_signatures(model, options),
         )
         jax_predict = jax.jit(functools.partial(predict_fn, result.params))
-        export_lib.write_assets(staging, name, jax_predict, test_data, options, CPU_TOLERANCES)
-        export_lib.write_export_info(staging, model.name, result, options)
+        export_lib.write_assets(staging, model, name, jax_predict, batch, options, CPU_TOLERANCES)
+        export_lib.write_export_info(staging, model.name, result, options, mnist)
         if options.test_savedmodel:
-            test_savedmodel(staging, jax_predict, test_data)
-        if options.show_images:
+            test_savedmodel(staging, jax_predict, batch)
+        if options.show_images and mnist:
             export_lib.save_test_images(staging, test_data, options.model_classifier_layer)
         version = versions.publish(
             staging, base_dir, options.model_version, overwrite=options.overwrite
         )
     path = os.path.join(base_dir, str(version))
     logging.info("Exported %s version %d to %s", name, version, path)
-    if options.show_images:
+    if options.show_images and mnist:
         print(f"Test images with predictions: {os.path.join(path, export_lib.IMAGES_FILE)}")
     return path
 
 
+def _parameters(model, options: ExportOptions, test_data, restored) -> train.TrainResult:
+    """The parameters: those `restored` from a checkpoint, or trained on MNIST."""
+    if restored is not None:
+        test_accuracy = None if test_data is None else train.accuracy(model, restored, test_data)
+        return train.TrainResult(restored, None, test_accuracy)
+    train_data = export_lib.load_mnist("train", options)
+    logging.info(
+        "Training %s for %d epochs on %d examples", model.name, options.num_epochs, len(train_data)
+    )
+    return train.train(model, train_data, test_data, num_epochs=options.num_epochs)
+
+
 def check_existing(options: ExportOptions) -> str:
     """--nogenerate_model: logs the test accuracy of MODEL_VERSION (default: the newest)."""
+    if options.model not in MODELS:
+        raise ExportError(f"--nogenerate_model checks an MNIST model ({', '.join(MODELS)}).")
     base_dir = os.path.join(options.model_path, options.model)
     try:
         _, path = versions.find_version(base_dir, options.model_version)
@@ -213,18 +270,18 @@ def check_existing(options: ExportOptions) -> str:
     return path
 
 
-def test_savedmodel(path: str, jax_predict, test_data: mnist_data.Split) -> None:
-    """Compares the SavedModel with the JAX function on test images (at two batch sizes)."""
+def test_savedmodel(path: str, jax_predict, batch) -> None:
+    """Compares the SavedModel with the JAX function on `batch(n)` (at two batch sizes)."""
     gpus = tf.config.list_logical_devices("GPU")
     device, tolerances = (gpus[0].name, GPU_TOLERANCES) if gpus else ("/CPU:0", CPU_TOLERANCES)
     with tf.device(device):
         serve = export_lib.serving_signature(path)
         fixed = export_lib.fixed_batch_size(serve)
         for batch_size in [fixed] if fixed else [train.TEST_BATCH_SIZE, 1]:
-            images = export_lib.test_batch(test_data, batch_size)
-            outputs = export_lib.predict(serve, images)
+            examples = batch(batch_size)
+            outputs = export_lib.predict(serve, examples)
             try:
-                np.testing.assert_allclose(outputs, jax_predict(images), **tolerances)
+                np.testing.assert_allclose(outputs, jax_predict(examples), **tolerances)
             except AssertionError as e:
                 raise ExportError(
                     f"the SavedModel's outputs differ from the JAX function's at batch "

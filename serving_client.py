@@ -171,20 +171,23 @@ class RestClient:
             response = self._session().post(self.predict_url, body, timeout=self.timeout)
             return np.asarray(_answer(response)["predictions"], dtype=np.float32)
 
-    def predict_signature(self, signature_name: str, inputs: dict) -> dict[str, np.ndarray]:
-        """Predict on any signature of two or more outputs: {input name: array} -> {output
-        name: array}. In the columnar ("inputs") format, which names each output when there
-        are several; bytes go as {"b64": ...}, as TensorFlow Serving reads them."""
+    def predict_signature(self, signature_name: str, inputs: dict) -> dict | np.ndarray:
+        """Predict on any signature: {input name: array} -> {output name: array}, or the
+        array of a signature's only output (REST names it "outputs" alone). In the columnar
+        ("inputs") format; bytes go as {"b64": ...}, as TensorFlow Serving reads them."""
         columns = {
             name: [{"b64": base64.b64encode(b).decode()} for b in value]
             if np.asarray(value).dtype.kind in "SO"
-            else np.asarray(value).tolist()
+            else np.ascontiguousarray(value)
             for name, value in inputs.items()
         }
-        body = json.dumps({"signature_name": signature_name, "inputs": columns})
+        body = {"signature_name": signature_name, "inputs": columns}
+        body = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
         with _errors(self.address):
             response = self._session().post(self.predict_url, body, timeout=self.timeout)
             outputs = _answer(response)["outputs"]
+        if not isinstance(outputs, dict):
+            return np.asarray(outputs)
         return {name: np.asarray(value) for name, value in outputs.items()}
 
     @staticmethod

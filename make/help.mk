@@ -6,7 +6,11 @@ define HELP_VARIABLES
 @$(foreach v,$(ENV_VARS),printf '  %-24s %s\n' '$(v)' '$(or $($(v)),(empty))';)
 @echo "TF_SERVING_VERSION: a release with an image in serving/releases.tsv (default: the newest),"
 @echo "                    or nightly (JAX's newest format, the tensorflow/serving:nightly image)"
+@echo "MODEL:              mnist_flax, mnist_pure_jax, or package.module:attribute, a model of"
+@echo "                    models/base.py's protocol (export; the other targets take its name)"
 @echo "Options: NUM_EPOCHS=3 MOCK_DATA=1 DATA_DIR=dir OVERWRITE=1 PLATFORMS=cpu,cuda (export)"
+@echo "         CHECKPOINT=dir (export: the parameters of an Orbax checkpoint, no training)"
+@echo "         INPUTS=file.npz (export: real inputs to check the SavedModel on)"
 @echo "         COMPAT_VERSIONS='2.16 2.21' (compat), VERBOSE=1 (every line, a line per batch)"
 @echo "         MODEL_CONFIG=serving/models.config BATCHING=1 MONITORING=1 (serve, reload)," \
   "LABEL=canary (request)"

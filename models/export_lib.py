@@ -1,12 +1,12 @@
-"""The parts of saved_model_main.py's export around the conversion, for MNIST models.
+"""The parts of saved_model_main.py's export around the conversion.
 
     options = export_lib.ExportOptions(model="mnist_pure_jax", mock_data=True)
     serve = export_lib.serving_signature("/tmp/jax2tf/saved_models/mnist_pure_jax/1")
     outputs = export_lib.predict(serve, export_lib.test_batch(test_data, 16))
 
 ExportOptions (a field per flag); the files an export writes beside the SavedModel
-(validation batch, warmup requests, export record, picture of predictions); and the
-SavedModel's serving signature, which TensorFlow Serving runs, called on MNIST images.
+(validation batch, warmup requests, export record, for MNIST models a picture of
+predictions); and the SavedModel's serving signature, which TensorFlow Serving runs.
 """
 
 import contextlib
@@ -20,6 +20,8 @@ import tensorflow as tf
 
 import saved_model_lib
 from models import image_signature, image_spec, mnist_data, show
+from models.base import InputSpec, Model
+from models.inputs import Batch
 from models.train import TrainResult
 from serving import releases, versions
 from serving.env import DEFAULTS
@@ -49,6 +51,8 @@ class ExportOptions:
     overwrite: bool = False
     mock_data: bool = False
     data_dir: str = ""
+    checkpoint: str = ""  # An Orbax checkpoint to restore the parameters from, not training.
+    inputs: str = ""  # A .npy/.npz of real inputs to check the SavedModel on.
 
 
 class ExportError(Exception):
@@ -77,32 +81,37 @@ def export_errors(base_dir: str) -> Iterator[None]:
 
 def write_assets(
     path: str,
+    model: Model,
     served_name: str,
-    jax_predict: Callable[[np.ndarray], jax.Array],
-    data: mnist_data.Split,
+    jax_predict: Callable[[Batch], jax.Array],
+    batch: Callable[[int], Batch],
     options: ExportOptions,
     tolerances: dict[str, float],
 ) -> None:
     """Writes the validation batch and the warmup requests into the version's assets.extra/.
 
-    The validation batch holds test images and `jax_predict`'s outputs on them, to check
-    the SavedModel later with any TensorFlow (`make compat`). A fixed-batch export is
-    warmed up at its batch size, a batch-polymorphic one at `options.warmup_batch_sizes`.
+    `batch(n)` gives n examples (models/inputs.py). The validation batch holds some and
+    `jax_predict`'s outputs on them, to check the SavedModel later with any TensorFlow
+    (`make compat`). A fixed-batch export is warmed up at its batch size, a
+    batch-polymorphic one at `options.warmup_batch_sizes`.
     """
     fixed = None if options.serving_batch_size == -1 else options.serving_batch_size
-    inputs = test_batch(data, fixed or VALIDATION_BATCH_SIZE)
+    inputs = batch(fixed or VALIDATION_BATCH_SIZE)
     outputs = np.asarray(jax_predict(inputs))
     # The image signature's check: the same digits as PNG, and the softmax of JAX's answer.
     images = {}
-    if has_image_signature(options):
+    if has_image_signature(model, options):
+        pixels = np.round(np.clip(inputs, 0, 1) * 255).astype(np.uint8)  # MNIST's: exact.
         images = dict(
-            images=png_batch(data, len(inputs)),
-            image_probabilities=np.asarray(jax.nn.softmax(outputs, axis=-1)),
+            images=png_batch(pixels),
+            image_probabilities=np.asarray(
+                jax.nn.softmax(jax_predict(mnist_data.scale_images(pixels)), axis=-1)
+            ),
         )
     saved_model_lib.write_validation_batch(path, inputs, outputs, **tolerances, extra=images)
     warmup_sizes = [fixed] if fixed else options.warmup_batch_sizes
     if warmup_sizes:
-        batches = [test_batch(data, n) for n in warmup_sizes]
+        batches = [batch(n) for n in warmup_sizes]
         # One image request too: it traces and compiles the image signature's own graph.
         image_requests = []
         if images:
@@ -113,32 +122,37 @@ def write_assets(
         )
 
 
-def has_image_signature(options: ExportOptions) -> bool:
+def has_image_signature(model: Model, options: ExportOptions) -> bool:
     """Whether the export gets models/image_signature.py's signature (classifiers of digits)."""
-    return image_signature.applies_to(mnist_data.INPUT_SHAPE, options.model_classifier_layer)
+    spec = model.input_specs()
+    classifier = options.model_classifier_layer and model.num_classes == mnist_data.NUM_CLASSES
+    return (
+        isinstance(spec, InputSpec)
+        and spec.dtype == np.float32
+        and image_signature.applies_to(spec.shape, classifier)
+    )
 
 
-def image_signatures(options: ExportOptions):
+def image_signatures(model: Model, options: ExportOptions):
     """convert_and_save_model's extra_signatures for this export; None: no image signature."""
-    if not has_image_signature(options):
+    if not has_image_signature(model, options):
         return None
     fixed = None if options.serving_batch_size == -1 else options.serving_batch_size
     return image_signature.extra_signatures(fixed)
 
 
-def png_batch(data: mnist_data.Split, batch_size: int) -> np.ndarray:
-    """The first `batch_size` images of `data` as PNG files' bytes.
+def png_batch(pixels: np.ndarray) -> np.ndarray:
+    """uint8 images (B, 28, 28, 1) as PNG files' bytes.
 
     A numpy bytes array drops trailing NULs, but a PNG always ends with IEND's CRC.
     """
-    images = data.images[np.arange(batch_size) % len(data)]
-    return np.array([tf.io.encode_png(image).numpy() for image in images], dtype=bytes)
+    return np.array([tf.io.encode_png(image).numpy() for image in pixels], dtype=bytes)
 
 
 def write_export_info(
-    path: str, model_name: str, result: TrainResult, options: ExportOptions
+    path: str, model_name: str, result: TrainResult, options: ExportOptions, mnist: bool = True
 ) -> None:
-    """Records what was trained, how and how well: versions.EXPORT_INFO_FILE."""
+    """Records what was trained (or restored), how and how well: versions.EXPORT_INFO_FILE."""
     modules = dict.fromkeys(saved_model_lib.xla_call_modules(path))
     target = releases.target(options.tf_serving_version)
     info = {
@@ -149,8 +163,9 @@ def write_export_info(
         # The release it was made for ("2.20"), or "nightly": make serve and make compat read it.
         "tf_serving_version": target.release if target else releases.NIGHTLY,
         "xla_call_modules": [dataclasses.asdict(m) for m in modules],  # make inspect shows them.
-        "data": "mock" if options.mock_data else (options.data_dir or "tfds"),
-        "num_epochs": options.num_epochs,
+        "data": ("mock" if options.mock_data else (options.data_dir or "tfds")) if mnist else None,
+        "checkpoint": os.path.abspath(options.checkpoint) if options.checkpoint else None,
+        "num_epochs": None if options.checkpoint else options.num_epochs,
         "train_accuracy": result.train_accuracy,
         "test_accuracy": result.test_accuracy,
         "jax": jax.__version__,
@@ -165,15 +180,17 @@ def serving_signature(path: str):
 
 
 def fixed_batch_size(signature) -> int | None:
-    """The batch size that the signature's input fixes; None if it takes any."""
-    (spec,) = signature.structured_input_signature[1].values()
+    """The batch size that the signature's inputs fix; None if they take any."""
+    spec = next(iter(signature.structured_input_signature[1].values()))
     return spec.shape[0]
 
 
-def predict(signature, images: np.ndarray) -> np.ndarray:
-    """The signature's output on a batch of scaled images."""
-    (name,) = signature.structured_input_signature[1]
-    (output,) = signature(**{name: tf.constant(images)}).values()
+def predict(signature, inputs: Batch) -> np.ndarray:
+    """The signature's output on a batch: scaled images, or any model's (named) inputs."""
+    if not isinstance(inputs, dict):
+        (name,) = signature.structured_input_signature[1]
+        inputs = {name: inputs}
+    (output,) = signature(**{k: tf.constant(v) for k, v in inputs.items()}).values()
     return output.numpy()
 
 

@@ -4,6 +4,8 @@ conv32 -> avgpool -> conv64 -> avgpool -> dense256 -> dense10. The exporter
 needs a plain function of (params, images), so `apply` closes over the module.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 from flax import linen as nn
@@ -38,4 +40,13 @@ def apply(params: Params, images: jax.Array, with_classifier: bool = True) -> ja
     return _CNN.apply({"params": params}, images, with_classifier=with_classifier)
 
 
-MODEL = Model(name="mnist_flax", init=init, apply=apply)
+# Float32 images (28, 28, 1) in [0, 1] -> log-probabilities of the 10 digits.
+MODEL = Model(
+    name="mnist_flax",
+    inputs=jax.ShapeDtypeStruct(INPUT_SHAPE, jnp.float32),
+    init=init,
+    apply=apply,
+    dataset="mnist",
+    num_classes=NUM_CLASSES,
+    features=functools.partial(apply, with_classifier=False),
+)

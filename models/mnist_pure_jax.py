@@ -5,6 +5,7 @@ The parameters are a list of (weights, biases) pairs, a pytree that jax2tf and
 tf.nest both understand, so it needs no conversion before export.
 """
 
+import functools
 import math
 
 import jax
@@ -42,4 +43,13 @@ def apply(params: Params, images: jax.Array, with_classifier: bool = True) -> ja
     return jax.nn.log_softmax(x @ w + b)
 
 
-MODEL = Model(name="mnist_pure_jax", init=init, apply=apply)
+# Float32 images (28, 28, 1) in [0, 1] -> log-probabilities of the 10 digits.
+MODEL = Model(
+    name="mnist_pure_jax",
+    inputs=jax.ShapeDtypeStruct(INPUT_SHAPE, jnp.float32),
+    init=init,
+    apply=apply,
+    dataset="mnist",
+    num_classes=NUM_CLASSES,
+    features=functools.partial(apply, with_classifier=False),
+)

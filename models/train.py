@@ -31,8 +31,8 @@ LEARNING_RATE = 1e-3
 @dataclasses.dataclass(frozen=True)
 class TrainResult:
     params: Params
-    train_accuracy: float  # Over the last epoch, while the parameters moved.
-    test_accuracy: float
+    train_accuracy: float | None  # Over the last epoch, while the parameters moved.
+    test_accuracy: float | None  # None: a model with no test data.
 
 
 def train(

@@ -64,13 +64,19 @@ def check(saved_model_dir: str, signature_name: str) -> dict:
             result["error"] = error_line(e)
             return result
         result["loads"] = True
-        if len(signature.inputs) != 1 or len(signature.outputs) != 1:
-            result["error"] = f"{signature_name} has not one input and one output"
+        # One input is stored as "inputs", named ones as "inputs.NAME" (saved_model_lib.py).
+        named = {
+            k.removeprefix("inputs."): batch[k] for k in batch.files if k.startswith("inputs.")
+        }
+        if not named and len(signature.inputs) == 1:
+            named = {next(iter(signature.inputs)): batch["inputs"]}
+        if set(named) != set(signature.inputs) or len(signature.outputs) != 1:
+            result["error"] = f"{signature_name} has not the validation batch's inputs, one output"
             return result
-        (input_info,) = signature.inputs.values()
         (output_info,) = signature.outputs.values()
         try:
-            outputs = session.run(output_info.name, {input_info.name: batch["inputs"]})
+            feed = {signature.inputs[name].name: array for name, array in named.items()}
+            outputs = session.run(output_info.name, feed)
         except (tf.errors.OpError, ValueError) as e:
             result["error"] = error_line(e)
             return result

@@ -128,6 +128,12 @@ def preflight(
     """
     serving = serving_release(tf_serving_version) if tf_serving_version else None
     if not model_config_file:
+        if ":" in model_name:  # package.module:attribute names the model's code, for export.
+            fail(
+                f"MODEL={model_name} names a model's code, which only make export takes; "
+                "serve the name it was exported as (its last line: Exported NAME version N): "
+                "make serve MODEL=NAME"
+            )
         if not os.path.isdir(model_base_path):
             fail(
                 f"{model_base_path} does not exist. Export a model first: "

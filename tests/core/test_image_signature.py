@@ -33,7 +33,7 @@ def png(pixels: np.ndarray) -> bytes:
 @pytest.mark.parametrize("model", ["mnist_pure_jax", "mnist_flax"])
 def test_a_test_digit_as_png_gets_the_float_signatures_answer(shared_export, model):
     path = shared_export(model=model)
-    classes, probabilities = run(path, list(export_lib.png_batch(DATA, 8)))
+    classes, probabilities = run(path, list(export_lib.png_batch(DATA.images[:8])))
     expected = float_softmax(path, 8)
     assert classes.dtype == np.int64 and probabilities.dtype == np.float32
     np.testing.assert_array_equal(classes, np.argmax(expected, axis=1))
@@ -63,7 +63,7 @@ def test_a_fixed_batch_export_gets_a_fixed_batch_image_signature(shared_export):
     signature = tf.saved_model.load(path).signatures[image_spec.SIGNATURE_NAME]
     (spec,) = signature.structured_input_signature[1].values()
     assert spec.shape.as_list() == [4] and spec.name == image_spec.INPUT_NAME
-    assert run(path, list(export_lib.png_batch(DATA, 4)))[1].shape == (4, 10)
+    assert run(path, list(export_lib.png_batch(DATA.images[:4])))[1].shape == (4, 10)
 
 
 def test_only_classifiers_of_28x28x1_images_get_it(shared_export):

@@ -15,7 +15,7 @@ import serving_client
 from models import export_lib, image_spec, mnist_data
 
 DATA = mnist_data.load("test", mock=True)
-PNGS = list(export_lib.png_batch(DATA, 4))
+PNGS = list(export_lib.png_batch(DATA.images[:4]))
 
 
 @pytest.fixture(scope="module")

@@ -220,6 +220,12 @@ def test_preflight_needs_a_version_to_serve(tmp_path):
     server_process.preflight("m", str(tmp_path / "none"), [], model_config_file="models.config")
 
 
+def test_preflight_asks_for_the_served_name_not_the_models_code(tmp_path):
+    spec = "examples.regressor:MODEL"
+    with pytest.raises(SystemExit, match=f"MODEL={spec} names a model's code.*make serve MODEL="):
+        server_process.preflight(spec, str(tmp_path / spec), [])
+
+
 def test_preflight_reports_a_busy_port(tmp_path):
     (tmp_path / "1").mkdir()
     free = free_port()
