@@ -5,12 +5,15 @@ not needed). Without Chromium the tests skip and say so, except in CI (CI set), 
 """
 
 import base64
+import contextlib
 import importlib.util
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -74,10 +77,22 @@ def web_url():
         stderr=subprocess.DEVNULL,
     )
     try:
+        wait_for_port(port, process)
         yield f"http://127.0.0.1:{port}/"
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60) -> None:
+    """Returns once `process` accepts connections on `port` (a busy machine starts slowly)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"the page's server exited with {process.returncode}"
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"the page's server does not listen on {port} after {timeout} s")
 
 
 def open_page(browser, web_url: str, rest_address: str):
