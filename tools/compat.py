@@ -23,6 +23,7 @@ import sys
 from absl import app, flags
 
 import saved_model_lib
+from models import loader
 from serving import releases, versions
 from serving.releases import release_key, release_of
 from tools import check_savedmodel
@@ -197,6 +198,8 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> int:
+    if loader.served_name_problem(_MODEL.value):
+        raise CompatError(loader.served_name_problem(_MODEL.value))
     base_dir = os.path.join(_MODEL_PATH.value, _MODEL.value)
     try:
         version, saved_model_dir = versions.find_version(base_dir, _MODEL_VERSION.value)

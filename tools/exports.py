@@ -14,11 +14,14 @@ import pathlib
 import shutil
 import sys
 
+from models import loader
 from serving import versions
 
 
 def version_dir(model_base_path: str, version: int | None = None) -> str:
     """The directory of `version`, or of the newest version."""
+    if loader.served_name_problem(os.path.basename(model_base_path)):
+        fail(loader.served_name_problem(os.path.basename(model_base_path)))
     try:
         return versions.find_version(model_base_path, version)[1]
     except LookupError:

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import time
 
+from models import loader
 from serving import releases, versions
 from serving.env import DEFAULTS
 
@@ -128,12 +129,8 @@ def preflight(
     """
     serving = serving_release(tf_serving_version) if tf_serving_version else None
     if not model_config_file:
-        if ":" in model_name:  # package.module:attribute names the model's code, for export.
-            fail(
-                f"MODEL={model_name} names a model's code, which only make export takes; "
-                "serve the name it was exported as (its last line: Exported NAME version N): "
-                "make serve MODEL=NAME"
-            )
+        if loader.served_name_problem(model_name):
+            fail(loader.served_name_problem(model_name))
         if not os.path.isdir(model_base_path):
             fail(
                 f"{model_base_path} does not exist. Export a model first: "

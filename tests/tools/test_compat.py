@@ -227,6 +227,9 @@ def test_compat_without_a_version_says_to_export(tmp_path):
     result = compat_cli(f"--model_path={tmp_path}", "--norun")
     assert result.returncode == 1
     assert f"error: no version under {tmp_path}/mnist_flax: export one first" in result.stderr
+    result = compat_cli(f"--model_path={tmp_path}", "--norun", "--model=examples.regressor:MODEL")
+    assert result.returncode == 1
+    assert "names a model's code, which only make export takes" in result.stderr
 
 
 def test_compat_of_a_nightly_export_requires_the_tensorflow_that_exported_it(

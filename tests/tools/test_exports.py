@@ -119,3 +119,9 @@ def test_imports_neither_tensorflow_nor_jax():
     check = "import sys, tools.exports; assert not {'tensorflow', 'jax'} & set(sys.modules)"
     result = run([sys.executable, "-c", check])
     assert result.returncode == 0, result.stderr
+
+
+def test_inspect_asks_for_the_exported_name_not_the_models_code(tmp_path):
+    spec = "examples.regressor:MODEL"
+    with pytest.raises(SystemExit, match=f"MODEL={spec} names a model's code.*: MODEL=NAME"):
+        exports.version_dir(str(tmp_path / spec))

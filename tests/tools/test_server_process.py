@@ -222,7 +222,7 @@ def test_preflight_needs_a_version_to_serve(tmp_path):
 
 def test_preflight_asks_for_the_served_name_not_the_models_code(tmp_path):
     spec = "examples.regressor:MODEL"
-    with pytest.raises(SystemExit, match=f"MODEL={spec} names a model's code.*make serve MODEL="):
+    with pytest.raises(SystemExit, match=f"MODEL={spec} names a model's code.*: MODEL=NAME"):
         server_process.preflight(spec, str(tmp_path / spec), [])
 
 
