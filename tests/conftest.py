@@ -134,3 +134,16 @@ def local_server(model_name: str, base_path, *extra_flags: str, version: int | N
     finally:
         code = server.stop()
     assert code == 0, f"server exit code {code}:\n{server.log()}"
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory):
+    """`make manifests`' objects for serving/models.config, as (file, object) pairs, the way
+    `make deploy-check` reads them. Shared: a test that changes them changes a deep copy."""
+    from deploy import check, render
+
+    out = str(tmp_path_factory.mktemp("deploy") / "out")
+    models_config = str(ROOT / "serving" / "models.config")
+    image = "tensorflow/serving:2.20.0"
+    render.render(out, models_config, str(ROOT / "serving"), image, "gs://bucket/models")
+    return check.load_applied(out, render.KUBECTL)

@@ -2,7 +2,6 @@
 models/base.py, and a bad MODEL through saved_model_main's command line: one line, nothing
 written."""
 
-import contextlib
 import itertools
 import os
 import textwrap
@@ -11,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from absl import flags
+from test_export import command_line
 
 import saved_model_main
 from models import base, get_model, loader
@@ -111,17 +110,6 @@ def test_the_protocol_refuses_wrong_parts():
     message = str(error.value)
     for part in ("name 'has space'", "input 'x'", "init is not callable", "dataset 'cifar'"):
         assert part in message
-
-
-@contextlib.contextmanager
-def command_line(*args: str):
-    """Parses saved_model_main.py's flags for one main() call."""
-    flags.FLAGS.unparse_flags()
-    flags.FLAGS(["saved_model_main.py", "--noshow_model", *args])
-    try:
-        yield
-    finally:
-        flags.FLAGS.unparse_flags()
 
 
 def exit_message(*args: str) -> str:

@@ -18,19 +18,6 @@ IMAGE = "tensorflow/serving:2.20.0"
 OLDEST = check.oldest_release("")
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("deploy") / "out")
-    render.render(
-        out,
-        str(ROOT / "serving" / "models.config"),
-        str(ROOT / "serving"),
-        IMAGE,
-        "gs://bucket/models",
-    )
-    return check.load_applied(out, render.KUBECTL)
-
-
 def problems(docs) -> list[str]:
     return check.schema_problems(docs) + check.policy_problems(docs, OLDEST)
 

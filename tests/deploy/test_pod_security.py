@@ -5,24 +5,10 @@ Deployment of k8s-pvc.yaml, an InferenceService) is caught by `make deploy-check
 import copy
 
 import pytest
-from conftest import ROOT
 
-from deploy import check, render
+from deploy import check
 
 OLDEST = check.oldest_release("")
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("deploy") / "out")
-    render.render(
-        out,
-        str(ROOT / "serving" / "models.config"),
-        str(ROOT / "serving"),
-        "tensorflow/serving:2.20.0",
-        "gs://bucket/models",
-    )
-    return check.load_applied(out, render.KUBECTL)
 
 
 def problems(docs) -> list[str]:

@@ -7,25 +7,12 @@ import os
 import pytest
 from conftest import ROOT
 
-from deploy import check, render, scan
+from deploy import scan
 
 CHECKOV = str(ROOT / ".venv-checkov" / "bin" / "checkov")
 pytestmark = pytest.mark.skipif(
     not os.access(CHECKOV, os.X_OK), reason="no .venv-checkov: make setup makes it"
 )
-
-
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("deploy") / "out")
-    render.render(
-        out,
-        str(ROOT / "serving" / "models.config"),
-        str(ROOT / "serving"),
-        "tensorflow/serving:2.20.0",
-        "gs://bucket/models",
-    )
-    return check.load_applied(out, render.KUBECTL)
 
 
 def deployments(docs):
