@@ -174,35 +174,17 @@ def train_and_export(options: ExportOptions) -> str:
     model = get_model(options.model)
     mnist = model.dataset == "mnist"
     serving_format = _serving_format(options.tf_serving_version)
-    if not options.model_classifier_layer and model.features is None:
-        raise ExportError(f"{model.name} has no features to export: keep the classifier layer.")
-    if not (mnist or options.checkpoint):
-        raise ExportError(
-            f"{model.name} has no training here (its dataset is not mnist): pass the Orbax "
-            "checkpoint of its parameters, CHECKPOINT=dir (--checkpoint)."
-        )
     # The features answer something else than the classifier: a model of their own.
     name = model.name if options.model_classifier_layer else f"{model.name}_features"
     base_dir = os.path.join(options.model_path, name)
-    # A bad --inputs or checkpoint fails here, before anything is written.
-    batch = inputs.batches(model, options.inputs, None) if options.inputs or not mnist else None
-    if batch is not None:
-        source = options.inputs or "inputs made from its input specs"
-        logging.info("The SavedModel will be checked against JAX on %s", source)
-    restored = None
-    if options.checkpoint:
-        logging.info(
-            "Restoring %s's parameters from %s (no training: NUM_EPOCHS is ignored)",
-            model.name,
-            options.checkpoint,
-        )
-        restored = checkpoint.restore(options.checkpoint, model)
+    # A bad model, --inputs or checkpoint fails here, before anything is written.
+    batch, restored = export_lib.inputs_and_checkpoint(model, options)
     with export_lib.export_errors(base_dir):
         versions.check_can_publish(base_dir, options.model_version, overwrite=options.overwrite)
 
     test_data = export_lib.load_mnist("test", options) if mnist else None
     batch = batch or inputs.batches(model, "", test_data)
-    result = _parameters(model, options, test_data, restored)
+    result = export_lib.parameters(model, options, test_data, restored)
     predict_fn = model.apply if options.model_classifier_layer else model.features
 
     if options.serving_batch_size == -1 or not mnist:  # -1: a batch-polymorphic SavedModel.
@@ -241,18 +223,6 @@ def train_and_export(options: ExportOptions) -> str:
     if options.show_images and mnist:
         print(f"Test images with predictions: {os.path.join(path, export_lib.IMAGES_FILE)}")
     return path
-
-
-def _parameters(model, options: ExportOptions, test_data, restored) -> train.TrainResult:
-    """The parameters: those `restored` from a checkpoint, or trained on MNIST."""
-    if restored is not None:
-        test_accuracy = None if test_data is None else train.accuracy(model, restored, test_data)
-        return train.TrainResult(restored, None, test_accuracy)
-    train_data = export_lib.load_mnist("train", options)
-    logging.info(
-        "Training %s for %d epochs on %d examples", model.name, options.num_epochs, len(train_data)
-    )
-    return train.train(model, train_data, test_data, num_epochs=options.num_epochs)
 
 
 def check_existing(options: ExportOptions) -> str:

@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterator
 import jax
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 import saved_model_lib
-from models import image_signature, image_spec, mnist_data, show
-from models.base import InputSpec, Model
+from models import checkpoint, image_signature, image_spec, inputs, mnist_data, show, train
+from models.base import InputSpec, Model, Params
 from models.inputs import Batch
 from models.train import TrainResult
 from serving import releases, versions
@@ -62,6 +63,51 @@ class ExportError(Exception):
 def load_mnist(split: str, options: ExportOptions) -> mnist_data.Split:
     """The `split` of MNIST from the source the options choose: tfds, --data_dir or mock."""
     return mnist_data.load(split, data_dir=options.data_dir or None, mock=options.mock_data)
+
+
+def inputs_and_checkpoint(
+    model: Model, options: ExportOptions
+) -> tuple[Callable[[int], Batch] | None, Params | None]:
+    """The export's pre-flight for the model: the examples to check it on, when they are not
+    MNIST's test images (--inputs, or made from the input specs), and the parameters of
+    --checkpoint. Refuses what cannot be exported, before anything is written."""
+    mnist = model.dataset == "mnist"
+    if not options.model_classifier_layer and model.features is None:
+        raise ExportError(f"{model.name} has no features to export: keep the classifier layer.")
+    if not (mnist or options.checkpoint):
+        raise ExportError(
+            f"{model.name} has no training here (its dataset is not mnist): pass the Orbax "
+            "checkpoint of its parameters, CHECKPOINT=dir (--checkpoint)."
+        )
+    batch = inputs.batches(model, options.inputs, None) if options.inputs or not mnist else None
+    if batch is not None:
+        source = options.inputs or "inputs made from its input specs"
+        logging.info("The SavedModel will be checked against JAX on %s", source)
+    if not options.checkpoint:
+        return batch, None
+    logging.info(
+        "Restoring %s's parameters from %s (no training: NUM_EPOCHS is ignored)",
+        model.name,
+        options.checkpoint,
+    )
+    return batch, checkpoint.restore(options.checkpoint, model)
+
+
+def parameters(
+    model: Model,
+    options: ExportOptions,
+    test_data: mnist_data.Split | None,
+    restored: Params | None,
+) -> TrainResult:
+    """The parameters to export: those `restored` from a checkpoint, or trained on MNIST."""
+    if restored is not None:
+        test_accuracy = None if test_data is None else train.accuracy(model, restored, test_data)
+        return TrainResult(restored, None, test_accuracy)
+    train_data = load_mnist("train", options)
+    logging.info(
+        "Training %s for %d epochs on %d examples", model.name, options.num_epochs, len(train_data)
+    )
+    return train.train(model, train_data, test_data, num_epochs=options.num_epochs)
 
 
 @contextlib.contextmanager
