@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from models import image_spec
-from serving_client import GrpcClient, RequestError, RestClient
+from serving_client import GrpcClient, RequestError, RestClient, tensor_dims
 
 
 def read_images(patterns: Sequence[str]) -> list[tuple[str, bytes]]:
@@ -44,7 +44,7 @@ def check_model(client: GrpcClient | RestClient) -> int | None:
             "again with this repository (make export), as a classifier."
         )
     (tensor,) = signature["inputs"].values()
-    batch = int(tensor.get("tensor_shape", {}).get("dim", [{}])[0].get("size", -1))
+    batch = (tensor_dims(tensor) or [-1])[0]
     return batch if batch > 0 else None
 
 

@@ -224,6 +224,12 @@ def _errors(address: str):
         raise RequestError(f"the server at {address} did not answer: {e}") from None
 
 
+def tensor_dims(info: dict) -> list[int]:
+    """The dims of a TensorInfo in REST's JSON form (GetModelMetadata); -1: any size. JSON
+    writes int64 as a string and omits a 0."""
+    return [int(d.get("size", 0)) for d in info.get("tensor_shape", {}).get("dim", [])]
+
+
 def check_model(client: GrpcClient | RestClient, batch_size: int) -> str:
     """Checks that the model is served, takes `batch_size` and classifies; its input's name."""
     try:
@@ -236,10 +242,7 @@ def check_model(client: GrpcClient | RestClient, batch_size: int) -> str:
     inputs, outputs = signature.get("inputs", {}), signature.get("outputs", {})
     if len(inputs) != 1 or len(outputs) != 1:
         raise RequestError(f"model '{client.model}' has no '{SIGNATURE}' signature of one input")
-    input_dims, output_dims = (  # -1: any size. JSON writes int64 as a string, omits a 0.
-        [int(d.get("size", 0)) for d in tensor.get("tensor_shape", {}).get("dim", [])]
-        for tensor in (*inputs.values(), *outputs.values())
-    )
+    input_dims, output_dims = (tensor_dims(t) for t in (*inputs.values(), *outputs.values()))
     batch = input_dims[0] if input_dims else -1
     if batch > 0 and batch != batch_size:
         raise RequestError(

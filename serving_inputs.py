@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from serving_client import SIGNATURE
+from serving_client import SIGNATURE, tensor_dims
 
 # The signature's dtypes (TensorFlow's DataType names) that a .npy can hold.
 DTYPES = {
@@ -44,8 +44,7 @@ def load(path: str) -> np.ndarray | dict[str, np.ndarray]:
 
 def tensor_spec(info: dict) -> tuple[str, list[int]]:
     """A TensorInfo (REST's JSON form) as (numpy dtype name, dims); -1: any size."""
-    dims = [int(d.get("size", 0)) for d in info.get("tensor_shape", {}).get("dim", [])]
-    return DTYPES.get(info.get("dtype", ""), info.get("dtype", "?")), dims
+    return DTYPES.get(info.get("dtype", ""), info.get("dtype", "?")), tensor_dims(info)
 
 
 def match_signature(
