@@ -19,7 +19,6 @@ import sys
 from collections.abc import Callable
 
 import jax
-import numpy as np
 import orbax  # The namespace alone: orbax.checkpoint is imported only to restore.
 import tensorflow as tf
 from absl import app, flags, logging
@@ -31,9 +30,6 @@ from models.export_lib import ExportError, ExportOptions
 from serving import releases, versions
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
-# How close the SavedModel must come to the JAX function, on each kind of device.
-CPU_TOLERANCES = dict(atol=1e-5, rtol=1e-5)
-GPU_TOLERANCES = dict(atol=1e-6, rtol=1e-4)
 _DEFAULT = ExportOptions()  # The flags' defaults.
 
 _MODEL = flags.DEFINE_string(
@@ -142,8 +138,9 @@ def main(argv: list[str]) -> None:
     values["platforms"] = tuple(values["platforms"])
     values["warmup_batch_sizes"] = tuple(int(n) for n in values["warmup_batch_sizes"])
     options = ExportOptions(**values)
+    export_or_check = train_and_export if _GENERATE_MODEL.value else export_lib.check_existing
     try:
-        path = train_and_export(options) if _GENERATE_MODEL.value else check_existing(options)
+        path = export_or_check(options)
     except (
         ExportError,
         releases.ReleaseError,
@@ -209,10 +206,10 @@ def train_and_export(options: ExportOptions) -> str:
             extra_signatures=export_lib.image_signatures(model, options),
         )
         jax_predict = jax.jit(functools.partial(predict_fn, result.params))
-        export_lib.write_assets(staging, model, name, jax_predict, batch, options, CPU_TOLERANCES)
+        export_lib.write_assets(staging, model, name, jax_predict, batch, options)
         export_lib.write_export_info(staging, model.name, result, options, mnist)
         if options.test_savedmodel:
-            test_savedmodel(staging, jax_predict, batch)
+            export_lib.check_against_jax(staging, jax_predict, batch)
         if options.show_images and mnist:
             export_lib.save_test_images(staging, test_data, options.model_classifier_layer)
         version = versions.publish(
@@ -223,41 +220,6 @@ def train_and_export(options: ExportOptions) -> str:
     if options.show_images and mnist:
         print(f"Test images with predictions: {os.path.join(path, export_lib.IMAGES_FILE)}")
     return path
-
-
-def check_existing(options: ExportOptions) -> str:
-    """--nogenerate_model: logs the test accuracy of MODEL_VERSION (default: the newest)."""
-    if options.model not in MODELS:
-        raise ExportError(f"--nogenerate_model checks an MNIST model ({', '.join(MODELS)}).")
-    base_dir = os.path.join(options.model_path, options.model)
-    try:
-        _, path = versions.find_version(base_dir, options.model_version)
-    except LookupError as e:
-        raise ExportError(f"{e}: export one first (make export).") from e
-    serve, test_data = export_lib.serving_signature(path), export_lib.load_mnist("test", options)
-    accuracy = export_lib.accuracy(serve, test_data, train.TEST_BATCH_SIZE)
-    logging.info("%s: test accuracy %.2f%%", path, 100 * accuracy)
-    return path
-
-
-def test_savedmodel(path: str, jax_predict, batch) -> None:
-    """Compares the SavedModel with the JAX function on `batch(n)` (at two batch sizes)."""
-    gpus = tf.config.list_logical_devices("GPU")
-    device, tolerances = (gpus[0].name, GPU_TOLERANCES) if gpus else ("/CPU:0", CPU_TOLERANCES)
-    with tf.device(device):
-        serve = export_lib.serving_signature(path)
-        fixed = export_lib.fixed_batch_size(serve)
-        for batch_size in [fixed] if fixed else [train.TEST_BATCH_SIZE, 1]:
-            examples = batch(batch_size)
-            outputs = export_lib.predict(serve, examples)
-            try:
-                np.testing.assert_allclose(outputs, jax_predict(examples), **tolerances)
-            except AssertionError as e:
-                raise ExportError(
-                    f"the SavedModel's outputs differ from the JAX function's at batch "
-                    f"{batch_size}, so it was not published:\n{e}"
-                ) from e
-    logging.info("The SavedModel matches the JAX function on %s (%s)", device, tolerances)
 
 
 def _serving_format(tf_serving_version: str) -> saved_model_lib.ServingFormat | None:

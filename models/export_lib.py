@@ -6,7 +6,9 @@
 
 ExportOptions (a field per flag); the files an export writes beside the SavedModel
 (validation batch, warmup requests, export record, for MNIST models a picture of
-predictions); and the SavedModel's serving signature, which TensorFlow Serving runs.
+predictions); the SavedModel's serving signature, which TensorFlow Serving runs; and the
+checks on it: against the JAX function before publishing, and a published version's test
+accuracy (--nogenerate_model).
 """
 
 import contextlib
@@ -20,7 +22,7 @@ import tensorflow as tf
 from absl import logging
 
 import saved_model_lib
-from models import checkpoint, image_signature, image_spec, inputs, mnist_data, show, train
+from models import MODELS, checkpoint, image_signature, image_spec, inputs, mnist_data, show, train
 from models.base import InputSpec, Model, Params
 from models.inputs import Batch
 from models.train import TrainResult
@@ -30,6 +32,9 @@ from serving.status import first_line
 
 IMAGES_FILE = os.path.join("assets.extra", "test_images.png")
 VALIDATION_BATCH_SIZE = 8  # Examples in the validation batch of a batch-polymorphic export.
+# How close the SavedModel must come to the JAX function, on each kind of device.
+CPU_TOLERANCES = dict(atol=1e-5, rtol=1e-5)
+GPU_TOLERANCES = dict(atol=1e-6, rtol=1e-4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,14 +137,13 @@ def write_assets(
     jax_predict: Callable[[Batch], jax.Array],
     batch: Callable[[int], Batch],
     options: ExportOptions,
-    tolerances: dict[str, float],
 ) -> None:
     """Writes the validation batch and the warmup requests into the version's assets.extra/.
 
     `batch(n)` gives n examples (models/inputs.py). The validation batch holds some and
     `jax_predict`'s outputs on them, to check the SavedModel later with any TensorFlow
-    (`make compat`). A fixed-batch export is warmed up at its batch size, a
-    batch-polymorphic one at `options.warmup_batch_sizes`.
+    (`make compat`, within CPU_TOLERANCES). A fixed-batch export is warmed up at its batch
+    size, a batch-polymorphic one at `options.warmup_batch_sizes`.
     """
     fixed = None if options.serving_batch_size == -1 else options.serving_batch_size
     inputs = batch(fixed or VALIDATION_BATCH_SIZE)
@@ -154,7 +158,7 @@ def write_assets(
                 jax.nn.softmax(jax_predict(mnist_data.scale_images(pixels)), axis=-1)
             ),
         )
-    saved_model_lib.write_validation_batch(path, inputs, outputs, **tolerances, extra=images)
+    saved_model_lib.write_validation_batch(path, inputs, outputs, **CPU_TOLERANCES, extra=images)
     warmup_sizes = [fixed] if fixed else options.warmup_batch_sizes
     if warmup_sizes:
         batches = [batch(n) for n in warmup_sizes]
@@ -257,6 +261,43 @@ def accuracy(signature, data: mnist_data.Split, batch_size: int) -> float:
             predicted = np.argmax(predict(signature, mnist_data.scale_images(images)), axis=1)
             correct, total = correct + int(np.sum(predicted == labels)), total + len(labels)
     return correct / max(total, 1)
+
+
+def check_existing(options: ExportOptions) -> str:
+    """--nogenerate_model: logs the test accuracy of MODEL_VERSION (default: the newest)."""
+    if options.model not in MODELS:
+        raise ExportError(f"--nogenerate_model checks an MNIST model ({', '.join(MODELS)}).")
+    base_dir = os.path.join(options.model_path, options.model)
+    try:
+        _, path = versions.find_version(base_dir, options.model_version)
+    except LookupError as e:
+        raise ExportError(f"{e}: export one first (make export).") from e
+    serve, test_data = serving_signature(path), load_mnist("test", options)
+    fraction = accuracy(serve, test_data, train.TEST_BATCH_SIZE)
+    logging.info("%s: test accuracy %.2f%%", path, 100 * fraction)
+    return path
+
+
+def check_against_jax(path: str, jax_predict: Callable[[Batch], jax.Array], batch) -> None:
+    """Compares the SavedModel in `path` with the JAX function on `batch(n)`, at its fixed
+    batch size or at two; an ExportError (nothing is published) if they differ."""
+    gpus = tf.config.list_logical_devices("GPU")
+    device, tolerances = (gpus[0].name, GPU_TOLERANCES) if gpus else ("/CPU:0", CPU_TOLERANCES)
+    with tf.device(device):
+        serve = serving_signature(path)
+        fixed = fixed_batch_size(serve)
+        for batch_size in [fixed] if fixed else [train.TEST_BATCH_SIZE, 1]:
+            examples = batch(batch_size)
+            try:
+                np.testing.assert_allclose(
+                    predict(serve, examples), jax_predict(examples), **tolerances
+                )
+            except AssertionError as e:
+                raise ExportError(
+                    f"the SavedModel's outputs differ from the JAX function's at batch "
+                    f"{batch_size}, so it was not published:\n{e}"
+                ) from e
+    logging.info("The SavedModel matches the JAX function on %s (%s)", device, tolerances)
 
 
 def save_test_images(path: str, data: mnist_data.Split, classifier: bool) -> str:

@@ -21,7 +21,7 @@ from tensorflow.python.tools import saved_model_utils
 
 import saved_model_lib
 import saved_model_main
-from models import INPUT_SHAPE, get_model, mnist_data
+from models import INPUT_SHAPE, export_lib, get_model, mnist_data
 from serving import versions
 
 ExportError = saved_model_main.ExportError
@@ -147,9 +147,9 @@ def test_check_existing_version(shared_export):
     path = layout_export(shared_export, "mnist_pure_jax", 8)
     model_path = os.path.dirname(os.path.dirname(path))
     options = export_options(model_path, model="mnist_pure_jax")
-    assert saved_model_main.check_existing(options) == path
+    assert export_lib.check_existing(options) == path
     with pytest.raises(ExportError, match="make export"):
-        saved_model_main.check_existing(export_options(model_path, model="mnist_flax"))
+        export_lib.check_existing(export_options(model_path, model="mnist_flax"))
 
 
 # ---- Versions: the next free one, never overwritten unless asked, atomic -------------
@@ -228,7 +228,7 @@ def test_zero_padded_version_counts_as_existing(export, tmp_path, published):
     with pytest.raises(ExportError, match="version 7"):
         export(model="mnist_pure_jax", num_epochs=0, model_version=7)
     options = export_options(tmp_path, model="mnist_pure_jax", model_version=7)
-    assert saved_model_main.check_existing(options).endswith("00000007")
+    assert export_lib.check_existing(options).endswith("00000007")
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])

@@ -15,7 +15,7 @@ from examples import regressor, train_regressor
 from models import checkpoint
 from tools import check_savedmodel
 
-TOLERANCES = dict(atol=1e-5, rtol=1e-5)  # saved_model_main's CPU_TOLERANCES.
+TOLERANCES = dict(atol=1e-5, rtol=1e-5)  # models/export_lib.py's CPU_TOLERANCES.
 
 
 @pytest.fixture(scope="module")
