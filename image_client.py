@@ -79,3 +79,20 @@ def classify_files(
         for i, (path, _) in enumerate(chunk):
             results.append((path, int(classes[i]), float(probabilities[i, classes[i]])))
     return results
+
+
+def send_files(
+    client: GrpcClient | RestClient, patterns: Sequence[str], batch_size: int, wait: float
+) -> list[tuple[str, int, float]]:
+    """--images: reads the files (a pattern that matches none is reported before connecting),
+    waits up to `wait` seconds for the server, checks the model, classifies them in requests
+    of `batch_size` files, or of the model's fixed batch size."""
+    files = read_images(patterns)
+    client.wait_ready(wait)
+    fixed = check_model(client)
+    return classify_files(client, files, fixed or batch_size, pad=bool(fixed))
+
+
+def describe(results: Sequence[tuple[str, int, float]]) -> str:
+    """send_files' results as text: "path: digit (probability)", a line per file."""
+    return "\n".join(f"{path}: {digit} ({probability:.1%})" for path, digit, probability in results)

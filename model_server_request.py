@@ -3,10 +3,9 @@ r"""Send MNIST test images to a model server over gRPC or REST; print accuracy a
     python model_server_request.py --model_spec_name=mnist_flax --use_grpc \
         --prediction_service_addr=localhost:8500 --serving_batch_size=16 --count_images=128
 
-With --images='digits/*.png', it sends those image files through the image signature
-instead (image_client.py) and prints each file's digit and its probability.
-With --inputs=file.npy (one input) or .npz (named inputs), for any model: it sends those
-arrays in one request and prints the outputs (serving_inputs.py).
+--images='digits/*.png' sends image files through the image signature instead and prints
+each file's digit (image_client.py); --inputs=file.npy (one input) or .npz (named inputs)
+sends those arrays to any model and prints its outputs (serving_inputs.py).
 """
 
 import gc
@@ -15,6 +14,7 @@ import sys
 from absl import app, flags
 
 import image_client
+import mnist_client
 import serving_client
 import serving_inputs
 from models import mnist_data
@@ -48,11 +48,9 @@ _REQUEST_TIMEOUT = flags.DEFINE_float("request_timeout", 30.0, "Seconds to wait 
 _MOCK_DATA = flags.DEFINE_boolean("mock_data", False, mnist_data.MOCK_DATA_HELP)
 _DATA_DIR = flags.DEFINE_string("data_dir", None, mnist_data.DATA_DIR_HELP)
 _IMAGES = flags.DEFINE_string(
-    "images",
-    "",
-    "Glob patterns of PNG or JPEG files, separated by spaces: send them through the image "
-    "signature and print each one's digit, instead of sending MNIST test images.",
-)
+    "images", "", "Glob patterns of PNG or JPEG files, separated by spaces: send them through "
+    "the image signature and print each one's digit, instead of sending MNIST test images.",
+)  # fmt: skip
 _INPUTS = flags.DEFINE_string(
     "inputs", None, "A .npy (one input) or .npz (inputs by name) to send, instead of MNIST."
 )
@@ -62,35 +60,36 @@ _VERBOSE = flags.DEFINE_boolean(
 
 
 def main(_: list[str]) -> None:
-    if _INPUTS.value:
-        return send_inputs(_INPUTS.value)
-    batch_size, count = _BATCH_SIZE.value, _COUNT.value
-    if _IMAGES.value:
-        sys.exit(send_images(_IMAGES.value.split(), batch_size))
-    if count % batch_size:
+    batch_size, count, wait = _BATCH_SIZE.value, _COUNT.value, _CONNECT_TIMEOUT.value
+    if count % batch_size and not (_IMAGES.value or _INPUTS.value):
         sys.exit(
             f"error: --count_images={count} is not a multiple of --serving_batch_size="
             f"{batch_size}: use COUNT_IMAGES={count - count % batch_size or batch_size}."
         )
-    api = "gRPC" if _USE_GRPC.value else "REST"
-    try:
+    try:  # --inputs and --images read their files (a bad one is reported) before connecting.
         client = make_client()
-        client.wait_ready(_CONNECT_TIMEOUT.value)
-        input_name = serving_client.check_model(client, batch_size)
+        if _INPUTS.value:
+            outputs = serving_inputs.send_file(client, _INPUTS.value, wait)
+            return print(serving_inputs.describe(outputs))
+        if _IMAGES.value:
+            results = image_client.send_files(client, _IMAGES.value.split(), batch_size, wait)
+            return print(image_client.describe(results))
+        client.wait_ready(wait)
+        input_name = mnist_client.check_model(client, batch_size)
         data = mnist_data.load("test", data_dir=_DATA_DIR.value, mock=_MOCK_DATA.value)
-    except (serving_client.RequestError, mnist_data.DataError) as e:
+    except (serving_client.RequestError, serving_inputs.InputsError, mnist_data.DataError) as e:
         sys.exit(f"error: {e}")
     if len(data) < count:
         sys.exit(f"error: the test data has {len(data)} images, fewer than --count_images={count}")
     gc.freeze()  # A full collection over TensorFlow's objects (gRPC) would pause requests.
     data = mnist_data.Split(data.images[:count], data.labels[:count])
-    summary = serving_client.send_batches(
+    summary = mnist_client.send_batches(
         client, input_name, data, batch_size, _CONCURRENCY.value, _VERBOSE.value
     )
     print(
         "{api}: {images} images in {requests} requests ({failed} failed), accuracy {accuracy:.2%}, "
         "latency p50 {p50_ms:.1f} ms p90 {p90_ms:.1f} ms p99 {p99_ms:.1f} ms, "
-        "{images_per_s:.0f} images/s".format(api=api, **summary)
+        "{images_per_s:.0f} images/s".format(api="gRPC" if _USE_GRPC.value else "REST", **summary)
     )
     if summary["failed"]:
         sys.exit(f"error: {summary['failed']} of {count // batch_size} requests failed")
@@ -98,45 +97,11 @@ def main(_: list[str]) -> None:
 
 def make_client() -> "serving_client.GrpcClient | serving_client.RestClient":
     """The client the flags ask for: gRPC (over TLS with --ca_cert) or REST."""
+    args = _ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value
     if not _USE_GRPC.value:
-        return serving_client.RestClient(
-            _ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value
-        )
-    channel = serving_client.grpc_channel(
-        _ADDRESS.value, _CA_CERT.value, _CLIENT_CERT.value, _CLIENT_KEY.value
-    )
-    return serving_client.GrpcClient(
-        _ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value, channel
-    )
-
-
-def send_images(patterns: list[str], batch_size: int) -> str | None:
-    """--images: prints "path: digit (probability)" per file; an error message, or None."""
-    try:
-        client = make_client()
-        files = image_client.read_images(patterns)
-        client.wait_ready(_CONNECT_TIMEOUT.value)
-        fixed = image_client.check_model(client)
-        results = image_client.classify_files(client, files, fixed or batch_size, pad=bool(fixed))
-    except serving_client.RequestError as e:
-        return f"error: {e}"
-    for path, digit, probability in results:
-        print(f"{path}: {digit} ({probability:.1%})")
-    return None
-
-
-def send_inputs(path: str) -> None:
-    """Sends the arrays of `path` to the model's signature and prints its outputs."""
-    try:
-        arrays = serving_inputs.load(path)
-        client = make_client()
-        client.wait_ready(_CONNECT_TIMEOUT.value)
-        signature = client.signatures().get(serving_client.SIGNATURE, {})
-        named = serving_inputs.match_signature(arrays, signature, f"--inputs={path}")
-        outputs = serving_inputs.send(client, named, signature)
-    except (serving_client.RequestError, serving_inputs.InputsError) as e:
-        sys.exit(f"error: {e}")
-    print(serving_inputs.describe(outputs))
+        return serving_client.RestClient(*args)
+    tls = _CA_CERT.value, _CLIENT_CERT.value, _CLIENT_KEY.value
+    return serving_client.GrpcClient(*args, serving_client.grpc_channel(_ADDRESS.value, *tls))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,16 @@
-"""Clients of one model on TensorFlow Serving, over gRPC or REST, and the loop that sends MNIST.
+"""Clients of one model on TensorFlow Serving, over gRPC or REST, answering the same calls.
 
     client = GrpcClient("localhost:8500", "mnist_flax", timeout=30)  # RestClient: port 8501
-    input_name = check_model(client, batch_size=16)
-    log_probabilities = client.predict(input_name, images)  # images: float32 (16, 28, 28, 1)
+    log_probabilities = client.predict("inputs", images)  # images: float32 (16, 28, 28, 1)
 
-Both clients answer the same calls; every failure is a RequestError that says what to do.
-tensorflow-serving-api's messages import TensorFlow (seconds): only GrpcClient imports them.
+Every failure is a RequestError that says what to do. Only GrpcClient imports
+tensorflow-serving-api's messages, which import TensorFlow (seconds).
 """
 
 import base64
-import concurrent.futures
 import contextlib
 import json
+import pathlib
 import threading
 import time
 
@@ -19,10 +18,7 @@ import grpc
 import numpy as np
 import orjson
 import requests
-from absl import logging
 from google.protobuf import json_format
-
-from models import NUM_CLASSES, mnist_data, progress
 
 SIGNATURE = "serving_default"  # The signature the export writes and the clients call.
 _NO_SERVER = "no model server answers {} at {} within {:g} s: start one with `make serve`."
@@ -36,9 +32,7 @@ class UnknownModelError(RequestError):
     """The server serves no such model (or no version under that label)."""
 
 
-def grpc_channel(
-    address: str, ca_cert: str = "", client_cert: str = "", client_key: str = ""
-) -> grpc.Channel:
+def grpc_channel(address: str, ca_cert="", client_cert="", client_key="") -> grpc.Channel:
     """A channel to a server: over TLS when ca_cert names the CA file (PEM) of the server's
     certificate, with a client certificate and key files for a server that verifies clients;
     plaintext without."""
@@ -49,54 +43,40 @@ def grpc_channel(
         return grpc.insecure_channel(address, options)
     if bool(client_cert) != bool(client_key):
         raise RequestError("give both --client_cert and --client_key, or neither")
-    pems = []
-    for path in (ca_cert, client_key, client_cert):
-        try:
-            with open(path, "rb") if path else contextlib.nullcontext() as f:
-                pems.append(f.read() if f else None)
-        except OSError as e:
-            raise RequestError(f"cannot read {path}: {e.strerror}") from None
-    credentials = grpc.ssl_channel_credentials(*pems)
-    return grpc.secure_channel(address, credentials, options)
+    paths = ca_cert, client_key, client_cert
+    try:
+        pems = [pathlib.Path(path).read_bytes() if path else None for path in paths]
+    except OSError as e:
+        raise RequestError(f"cannot read {e.filename}: {e.strerror}") from None
+    return grpc.secure_channel(address, grpc.ssl_channel_credentials(*pems), options)
 
 
 class GrpcClient:
     """One model through the gRPC API; label: ask the version a model config's label names;
     channel: a grpc_channel to the address (over TLS, say), or a plaintext one."""
 
-    def __init__(
-        self,
-        address: str,
-        model: str,
-        timeout: float,
-        label: str = "",
-        channel: grpc.Channel | None = None,
-    ):
-        from tensorflow_serving.apis import model_pb2, prediction_service_pb2_grpc
+    def __init__(self, address: str, model: str, timeout: float, label="", channel=None):
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
 
         self.address, self.model, self.timeout = address, model, timeout
-        self._spec = model_pb2.ModelSpec(name=model, signature_name=SIGNATURE)
-        if label:
-            self._spec.version_label = label
+        self._spec = {"name": model, "signature_name": SIGNATURE}  # A ModelSpec's fields.
+        if label:  # A oneof: unset (not ""), the newest version answers.
+            self._spec["version_label"] = label
         self._channel = channel or grpc_channel(address)
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def wait_ready(self, seconds: float) -> None:
         try:
             grpc.channel_ready_future(self._channel).result(timeout=seconds)
-        except grpc.FutureTimeoutError:
-            error = _NO_SERVER.format("gRPC", self.address, seconds)
-            # A TLS server and a plaintext client (or the reverse) never connect either.
-            raise RequestError(
-                f"{error} A server started with TLS_DIR needs it here too."
-            ) from None
+        except grpc.FutureTimeoutError:  # Also when only the server or only the client has TLS.
+            hint = " A server started with TLS_DIR needs it here too."
+            raise RequestError(_NO_SERVER.format("gRPC", self.address, seconds) + hint) from None
 
     def signatures(self) -> dict:
         """The model's SignatureDefs by name, from GetModelMetadata, in REST's JSON form."""
-        from tensorflow_serving.apis import get_model_metadata_pb2
+        from tensorflow_serving.apis.get_model_metadata_pb2 import GetModelMetadataRequest
 
-        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
-        request.model_spec.CopyFrom(self._spec)
+        request = GetModelMetadataRequest(model_spec=self._spec, metadata_field=["signature_def"])
         with _errors(self.address):
             response = self._stub.GetModelMetadata(request, timeout=self.timeout)
         packed = response.metadata["signature_def"]  # A SignatureDefMap, in a protobuf Any.
@@ -104,40 +84,29 @@ class GrpcClient:
 
     def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
         """`images`, float32 (N, 28, 28, 1) in [0, 1] -> the model's output."""
-        import tensorflow as tf
-
-        request = self.predict_request(input_name, images)
-        with _errors(self.address):
-            response = self._stub.Predict(request, timeout=self.timeout)
-        (output,) = response.outputs.values()
-        return tf.make_ndarray(output)
-
-    def which_version_answers(self, input_name: str, images: np.ndarray) -> int:
-        """Sends a Predict of `images`; returns the version of the model that answered it."""
-        request = self.predict_request(input_name, images)
-        with _errors(self.address):
-            return self._stub.Predict(request, timeout=self.timeout).model_spec.version.value
+        (output,) = self.predict_signature(SIGNATURE, {input_name: images}).values()
+        return output
 
     def predict_signature(self, signature_name: str, inputs: dict) -> dict[str, np.ndarray]:
         """Predict on any signature of the model: {input name: array} -> {output name: array}."""
         import tensorflow as tf
-        from tensorflow_serving.apis import model_pb2, predict_pb2
 
-        spec = model_pb2.ModelSpec()
-        spec.CopyFrom(self._spec)
-        spec.signature_name = signature_name
-        protos = {name: tf.make_tensor_proto(value) for name, value in inputs.items()}
-        request = predict_pb2.PredictRequest(model_spec=spec, inputs=protos)
-        with _errors(self.address):
-            response = self._stub.Predict(request, timeout=self.timeout)
+        response = self.send(self.predict_request(inputs, signature_name))
         return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
-    def predict_request(self, input_name: str, images: np.ndarray):
+    def predict_request(self, inputs: dict, signature_name: str = SIGNATURE):
+        """The PredictRequest of {input name: array} to a signature of the model."""
         import tensorflow as tf
         from tensorflow_serving.apis import predict_pb2
 
-        inputs = {input_name: tf.make_tensor_proto(images)}
-        return predict_pb2.PredictRequest(model_spec=self._spec, inputs=inputs)
+        spec = {**self._spec, "signature_name": signature_name}
+        protos = {name: tf.make_tensor_proto(value) for name, value in inputs.items()}
+        return predict_pb2.PredictRequest(model_spec=spec, inputs=protos)
+
+    def send(self, request):
+        """Sends a PredictRequest; the PredictResponse (model_spec.version: who answered)."""
+        with _errors(self.address):
+            return self._stub.Predict(request, timeout=self.timeout)
 
 
 class RestClient:
@@ -160,56 +129,49 @@ class RestClient:
 
     def signatures(self) -> dict:
         """The model's SignatureDefs by name, from /metadata."""
-        with _errors(self.address):
-            response = self._session().get(f"{self._url}/metadata", timeout=self.timeout)
-            return _answer(response)["metadata"]["signature_def"]["signature_def"]
+        metadata = self._request("GET", f"{self._url}/metadata")["metadata"]
+        return metadata["signature_def"]["signature_def"]
 
     def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
         """`images`, float32 (N, 28, 28, 1) in [0, 1] -> the model's output."""
-        body = self.predict_body(images)
-        with _errors(self.address):
-            response = self._session().post(self.predict_url, body, timeout=self.timeout)
-            return np.asarray(_answer(response)["predictions"], dtype=np.float32)
+        return np.asarray(self.predict_signature(SIGNATURE, {input_name: images}), np.float32)
 
     def predict_signature(self, signature_name: str, inputs: dict) -> dict | np.ndarray:
         """Predict on any signature: {input name: array} -> {output name: array}, or the
-        array of a signature's only output (REST names it "outputs" alone). In the columnar
-        ("inputs") format; bytes go as {"b64": ...}, as TensorFlow Serving reads them."""
+        array of a signature's only output (REST names it "outputs" alone)."""
+        body = self.predict_body(inputs, signature_name)
+        outputs = self._request("POST", self.predict_url, body)["outputs"]
+        if not isinstance(outputs, dict):
+            return np.asarray(outputs)
+        return {name: np.asarray(value) for name, value in outputs.items()}
+
+    @staticmethod
+    def predict_body(inputs: dict, signature_name: str = SIGNATURE) -> bytes:
+        """The :predict request's JSON, columnar ("inputs"): each float32 as the shortest text
+        that reads back the same (orjson, fast), bytes as {"b64": ...}. A single input goes
+        unnamed, as the signature's only one: the form the local server parses fastest."""
         columns = {
             name: [{"b64": base64.b64encode(b).decode()} for b in value]
             if np.asarray(value).dtype.kind in "SO"
             else np.ascontiguousarray(value)
             for name, value in inputs.items()
         }
+        if len(columns) == 1:
+            (columns,) = columns.values()
         body = {"signature_name": signature_name, "inputs": columns}
-        body = orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
-        with _errors(self.address):
-            response = self._session().post(self.predict_url, body, timeout=self.timeout)
-            outputs = _answer(response)["outputs"]
-        if not isinstance(outputs, dict):
-            return np.asarray(outputs)
-        return {name: np.asarray(value) for name, value in outputs.items()}
-
-    @staticmethod
-    def predict_body(images: np.ndarray) -> bytes:
-        """The :predict request's JSON: one row ("instances") per image, finite floats."""
-        # orjson writes each float32 as the shortest text that reads back the same, and fast.
-        body = {"signature_name": SIGNATURE, "instances": np.ascontiguousarray(images)}
         return orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY)
 
-    def _session(self) -> requests.Session:
+    def _request(self, method: str, url: str, body: bytes | None = None) -> dict:
+        """The answer's JSON; an HTTP error as a RequestError (UnknownModelError: 404)."""
         if not hasattr(self._local, "session"):
             self._local.session = requests.Session()
-        return self._local.session
-
-
-def _answer(response: requests.Response) -> dict:
-    """A REST answer's JSON; an HTTP error as a RequestError (UnknownModelError: 404)."""
-    answer = json.loads(response.content)  # Not response.json(): simplejson refuses NaN.
-    if response.status_code != 200:
-        error = UnknownModelError if response.status_code == 404 else RequestError
-        raise error(f"HTTP {response.status_code}: {answer.get('error', answer)}")
-    return answer
+        with _errors(self.address):
+            response = self._local.session.request(method, url, data=body, timeout=self.timeout)
+            answer = json.loads(response.content)  # Not response.json(): simplejson refuses NaN.
+        if response.status_code != 200:
+            error = UnknownModelError if response.status_code == 404 else RequestError
+            raise error(f"HTTP {response.status_code}: {answer.get('error', answer)}")
+        return answer
 
 
 @contextlib.contextmanager
@@ -225,75 +187,5 @@ def _errors(address: str):
 
 
 def tensor_dims(info: dict) -> list[int]:
-    """The dims of a TensorInfo in REST's JSON form (GetModelMetadata); -1: any size. JSON
-    writes int64 as a string and omits a 0."""
+    """A TensorInfo's dims, in REST's JSON form (int64 as strings, 0 omitted); -1: any size."""
     return [int(d.get("size", 0)) for d in info.get("tensor_shape", {}).get("dim", [])]
-
-
-def check_model(client: GrpcClient | RestClient, batch_size: int) -> str:
-    """Checks that the model is served, takes `batch_size` and classifies; its input's name."""
-    try:
-        signature = client.signatures().get(SIGNATURE, {})
-    except UnknownModelError as e:
-        raise RequestError(
-            f"the server has no model '{client.model}' ({e}). Pass the served name (make "
-            "request MODEL=...), or serve this model (make serve MODEL=...)."
-        ) from None
-    inputs, outputs = signature.get("inputs", {}), signature.get("outputs", {})
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise RequestError(f"model '{client.model}' has no '{SIGNATURE}' signature of one input")
-    input_dims, output_dims = (tensor_dims(t) for t in (*inputs.values(), *outputs.values()))
-    batch = input_dims[0] if input_dims else -1
-    if batch > 0 and batch != batch_size:
-        raise RequestError(
-            f"model '{client.model}' was exported with batch size {batch}, but requests would "
-            f"carry {batch_size} images. Either request with SERVING_BATCH_SIZE={batch} (--serving"
-            "_batch_size), or re-export with SERVING_BATCH_SIZE_SAVE=-1 to take any batch size."
-        )
-    if output_dims[1:] != [NUM_CLASSES]:
-        raise RequestError(
-            f"model '{client.model}' answers shape {output_dims}, not the log-probabilities of "
-            f"{NUM_CLASSES} digits: it is no MNIST classifier (a features-only export is served "
-            "as MODEL_features). Request a classifier (make request MODEL=...)."
-        )
-    return next(iter(inputs))
-
-
-def send_batches(
-    client, input_name: str, data: mnist_data.Split, batch_size: int, concurrency=1, verbose=False
-) -> dict:
-    """Sends `data` in batches from `concurrency` threads; returns accuracy and latency.
-
-    A failed batch is logged and counted. verbose: a log line per batch, not a progress bar.
-    """
-
-    def send(images: np.ndarray) -> tuple[float, np.ndarray]:
-        start = time.perf_counter()
-        outputs = client.predict(input_name, mnist_data.scale_images(images))
-        return time.perf_counter() - start, np.argmax(outputs, axis=1)
-
-    batches = list(mnist_data.batches(data, batch_size))
-    latencies, correct, done, start = [], 0, 0, time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(max_workers=concurrency) as pool:
-        pending = [pool.submit(send, images) for images, _ in batches]
-        for i, (future, (_, labels)) in enumerate(zip(pending, batches, strict=True)):
-            try:
-                latency, predicted = future.result()
-            except RequestError as e:
-                logging.warning("batch %d: failed: %s", i, e)
-            else:
-                latencies.append(latency)
-                correct, done = correct + int(np.sum(predicted == labels)), done + len(labels)
-                if verbose:
-                    logging.info(
-                        "batch %d: predicted %s labels %s; running accuracy %.2f%%",
-                        i, predicted.tolist(), labels.tolist(), 100 * correct / done,
-                    )  # fmt: skip
-            if not verbose:
-                progress.bar("requests", i + 1, len(batches))
-    ms = np.percentile(latencies, [50, 90, 99]) * 1000 if latencies else [np.nan] * 3
-    return dict(
-        images=done, requests=len(latencies), failed=len(batches) - len(latencies),
-        accuracy=correct / done if done else np.nan, p50_ms=ms[0], p90_ms=ms[1], p99_ms=ms[2],
-        images_per_s=done / (time.perf_counter() - start)
-    )  # fmt: skip

@@ -78,6 +78,15 @@ def match_signature(
     return dict(arrays)
 
 
+def send_file(client, path: str, wait: float) -> dict[str, np.ndarray]:
+    """--inputs: loads `path` (a bad file is reported before connecting), waits up to `wait`
+    seconds for the server, matches the arrays to its signature and sends them; the outputs."""
+    arrays = load(path)
+    client.wait_ready(wait)
+    signature = client.signatures().get(SIGNATURE, {})
+    return send(client, match_signature(arrays, signature, f"--inputs={path}"), signature)
+
+
 def send(client, named: dict[str, np.ndarray], signature: dict) -> dict[str, np.ndarray]:
     """Sends one request; the outputs by the signature's output names, in its dtypes."""
     answer = client.predict_signature(SIGNATURE, named)

@@ -34,6 +34,7 @@ import tensorflow as tf
 from absl import app, flags
 from tensorflow_serving.apis import get_model_status_pb2
 
+import mnist_client
 import saved_model_lib
 import serving_client
 from bench import load
@@ -315,10 +316,10 @@ def load_clients(api: str, server: LocalServer, model: str):
 def sender(api: str, server: LocalServer, model: str, images: np.ndarray):
     """bench.load's sender of `images` to `server` through `api`, and the signature's input."""
     client = load_clients(api, server, model)
-    name = serving_client.check_model(client, len(images))
+    name = mnist_client.check_model(client, len(images))
     if api == "gRPC":
         return load.predict_sender(client, name, images), name
-    return load.rest_sender(client, images), name
+    return load.rest_sender(client, name, images), name
 
 
 def status_sender(server: LocalServer, model: str):
@@ -558,8 +559,8 @@ def bench_first_request(workdir: str, model_name: str) -> list[Row]:
             def send(answers=answers, stop=stop):
                 while not stop.is_set():
                     start = time.perf_counter()
-                    answered_by = client.which_version_answers(INPUT, images)
-                    answers.append((answered_by, time.perf_counter() - start))
+                    answered = client.send(client.predict_request({INPUT: images}))
+                    answers.append((answered.model_spec.version.value, time.perf_counter() - start))
 
             sender = threading.Thread(target=send)
             sender.start()

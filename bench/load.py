@@ -49,17 +49,17 @@ def predict_sender(
     return grpc_sender(
         client.address,
         "/tensorflow.serving.PredictionService/Predict",
-        client.predict_request(input_name, images),
+        client.predict_request({input_name: images}),
         predict_pb2.PredictResponse,
         lambda answer: len(answer.outputs) > 0,
     )
 
 
 def rest_sender(
-    client: serving_client.RestClient, images: np.ndarray
+    client: serving_client.RestClient, input_name: str, images: np.ndarray
 ) -> Callable[[], Callable[[], None]]:
     """A factory of senders (one per thread, each its own connection) of the client's :predict."""
-    body = client.predict_body(images)
+    body = client.predict_body({input_name: images})
     url = urllib.parse.urlsplit(client.predict_url)
     headers = {"Content-Type": "application/json"}
 
@@ -71,7 +71,7 @@ def rest_sender(
             response = connection.getresponse()
             answer = response.read()
             _check(response.status == 200, f"HTTP {response.status}: {answer[:200]!r}")
-            _check(len(json.loads(answer)["predictions"]) == len(images), "a short answer")
+            _check(len(json.loads(answer)["outputs"]) == len(images), "a short answer")
 
         return send
 

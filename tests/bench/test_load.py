@@ -7,6 +7,7 @@ import grpc
 import pytest
 from conftest import export_model, local_server
 
+import mnist_client
 import serving_client
 from bench import load
 from models import mnist_data
@@ -59,18 +60,18 @@ def rest_client(server, model="mnist_pure_jax"):
 
 
 def test_senders_load_the_server_with_the_clients_requests(server):
-    name = serving_client.check_model(grpc_client(server), len(IMAGES))
+    name = mnist_client.check_model(grpc_client(server), len(IMAGES))
     for send in (
         load.predict_sender(grpc_client(server), name, IMAGES),
-        load.rest_sender(rest_client(server), IMAGES),
+        load.rest_sender(rest_client(server), name, IMAGES),
     ):
         assert load.run(send, clients=2, seconds=0.5)["requests"] > 2
 
 
 def test_a_wrong_answer_fails_the_run(server):
-    name = serving_client.check_model(grpc_client(server), len(IMAGES))
+    name = mnist_client.check_model(grpc_client(server), len(IMAGES))
     with pytest.raises(RuntimeError, match="HTTP 404"):
-        load.run(load.rest_sender(rest_client(server, "nope"), IMAGES), clients=1, seconds=5)
+        load.run(load.rest_sender(rest_client(server, "nope"), name, IMAGES), 1, 5)
     with pytest.raises(grpc.RpcError) as raised:
         load.run(load.predict_sender(grpc_client(server, "nope"), name, IMAGES), 1, 5)
     assert raised.value.code() == grpc.StatusCode.NOT_FOUND

@@ -1,4 +1,5 @@
-"""The request client: serving_client (in process) and model_server_request.py's exit and output."""
+"""The request client: serving_client and mnist_client (in process), model_server_request.py's
+exit and output."""
 
 import json
 import logging
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import export_model, free_port, local_server, request_cli, run
 
+import mnist_client
 import serving_client
 from models import mnist_data, progress
 from serving import model_status
@@ -61,7 +63,7 @@ DATA = mnist_data.synthetic(8, seed=1)
 
 
 def test_send_batches_counts_accuracy_and_latency():
-    summary = serving_client.send_batches(Digits(), "inputs", DATA, 2)
+    summary = mnist_client.send_batches(Digits(), "inputs", DATA, 2)
     assert summary["images"] == 8 and summary["requests"] == 4 and summary["failed"] == 0
     assert summary["accuracy"] == 1.0
     assert 0 < summary["p50_ms"] <= summary["p90_ms"] <= summary["p99_ms"]
@@ -69,7 +71,7 @@ def test_send_batches_counts_accuracy_and_latency():
 
 
 def test_a_failed_batch_is_logged_counted_and_skipped(caplog):
-    summary = serving_client.send_batches(Digits(fail={1}), "inputs", DATA, 2)
+    summary = mnist_client.send_batches(Digits(fail={1}), "inputs", DATA, 2)
     assert summary["failed"] == 1 and summary["requests"] == 3 and summary["images"] == 6
     assert summary["accuracy"] == 1.0
     (failure,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -77,7 +79,7 @@ def test_a_failed_batch_is_logged_counted_and_skipped(caplog):
 
 
 def test_when_every_batch_fails_the_summary_has_no_numbers():
-    summary = serving_client.send_batches(Digits(fail={0, 1}), "inputs", DATA, 4)
+    summary = mnist_client.send_batches(Digits(fail={0, 1}), "inputs", DATA, 4)
     assert (summary["failed"], summary["requests"], summary["images"]) == (2, 0, 0)
     assert np.isnan(summary["accuracy"]) and np.isnan(summary["p99_ms"])
 
@@ -86,11 +88,11 @@ def test_the_bar_moves_per_batch_and_verbose_logs_each_batch_instead(monkeypatch
     caplog.set_level(logging.INFO, logger="absl")
     calls = []
     monkeypatch.setattr(progress, "bar", lambda *args: calls.append(args))
-    serving_client.send_batches(Digits(), "inputs", DATA, 2)
+    mnist_client.send_batches(Digits(), "inputs", DATA, 2)
     assert calls == [("requests", i, 4) for i in (1, 2, 3, 4)]
     assert not [r for r in caplog.records if "running accuracy" in r.getMessage()]
     calls.clear()
-    serving_client.send_batches(Digits(), "inputs", DATA, 2, verbose=True)
+    mnist_client.send_batches(Digits(), "inputs", DATA, 2, verbose=True)
     assert calls == []
     lines = [r.getMessage() for r in caplog.records if "running accuracy" in r.getMessage()]
     assert len(lines) == 4 and lines[-1].endswith("running accuracy 100.00%")
@@ -100,7 +102,7 @@ def test_the_bar_moves_per_batch_and_verbose_logs_each_batch_instead(monkeypatch
 def test_concurrency_keeps_that_many_requests_in_flight_and_the_order_of_batches(caplog):
     caplog.set_level(logging.INFO, logger="absl")
     client = Digits(delay=0.05)
-    serving_client.send_batches(client, "inputs", DATA, 1, concurrency=4, verbose=True)
+    mnist_client.send_batches(client, "inputs", DATA, 1, concurrency=4, verbose=True)
     assert client.most == 4
     lines = [r.getMessage() for r in caplog.records if "running accuracy" in r.getMessage()]
     assert [line.split(":")[0] for line in lines] == [f"batch {i}" for i in range(8)]
@@ -108,9 +110,11 @@ def test_concurrency_keeps_that_many_requests_in_flight_and_the_order_of_batches
 
 def test_the_rest_body_carries_each_float32_exactly():
     values = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
-    body = json.loads(serving_client.RestClient.predict_body(values))
+    body = json.loads(serving_client.RestClient.predict_body({"inputs": values}))
     assert body["signature_name"] == "serving_default"
-    np.testing.assert_array_equal(np.asarray(body["instances"], dtype=np.float32), values)
+    np.testing.assert_array_equal(np.asarray(body["inputs"], dtype=np.float32), values)
+    two = json.loads(serving_client.RestClient.predict_body({"a": values, "b": values}))
+    assert set(two["inputs"]) == {"a", "b"}  # Named, when a single input would not be.
 
 
 @pytest.mark.parametrize("client_type", [serving_client.GrpcClient, serving_client.RestClient])
@@ -166,17 +170,19 @@ def test_both_clients_learn_the_input_and_predict_the_same(server):
     grpc_client, rest_client = clients(server)
     for client in (grpc_client, rest_client):
         client.wait_ready(5)
-        assert serving_client.check_model(client, len(IMAGES)) == "inputs"
+        assert mnist_client.check_model(client, len(IMAGES)) == "inputs"
     by_grpc, by_rest = (client.predict("inputs", IMAGES) for client in (grpc_client, rest_client))
     assert by_grpc.shape == (len(IMAGES), 10) and by_grpc.dtype == by_rest.dtype == np.float32
     np.testing.assert_allclose(by_grpc, by_rest, rtol=1e-6)
-    assert grpc_client.which_version_answers("inputs", IMAGES) == 1
+    response = grpc_client.send(grpc_client.predict_request({"inputs": IMAGES}))
+    assert response.model_spec.version.value == 1
 
 
 def test_a_label_asks_the_version_it_names(server):
     for client in clients(server, label="stable"):
         assert client.predict("inputs", IMAGES).shape == (len(IMAGES), 10)
-    assert clients(server, label="stable")[0].which_version_answers("inputs", IMAGES) == 1
+    stable = clients(server, label="stable")[0]
+    assert stable.send(stable.predict_request({"inputs": IMAGES})).model_spec.version.value == 1
     for client in clients(server, label="nope"):
         with pytest.raises(serving_client.RequestError, match="nope"):
             client.predict("inputs", IMAGES)
@@ -185,17 +191,17 @@ def test_a_label_asks_the_version_it_names(server):
 def test_check_model_stops_a_batch_size_the_export_does_not_take(server):
     for client in clients(server, "fixed8"):
         with pytest.raises(serving_client.RequestError) as error:
-            serving_client.check_model(client, 16)
+            mnist_client.check_model(client, 16)
         message = str(error.value)
         assert "'fixed8' was exported with batch size 8, but requests would carry 16" in message
         assert "SERVING_BATCH_SIZE=8" in message and "SERVING_BATCH_SIZE_SAVE=-1" in message
-        assert serving_client.check_model(client, 8) == "inputs"
+        assert mnist_client.check_model(client, 8) == "inputs"
 
 
 def test_check_model_refuses_a_model_that_is_no_classifier(server):
     for client in clients(server, "features"):
         with pytest.raises(serving_client.RequestError) as error:
-            serving_client.check_model(client, 16)
+            mnist_client.check_model(client, 16)
         assert (
             "model 'features' answers shape [-1, 512], not the log-probabilities of 10 digits"
         ) in str(error.value)
@@ -204,7 +210,7 @@ def test_check_model_refuses_a_model_that_is_no_classifier(server):
 def test_check_model_says_what_to_do_for_an_unknown_model(server):
     for client in clients(server, "mnist_resnet"):
         with pytest.raises(serving_client.RequestError) as error:
-            serving_client.check_model(client, 16)
+            mnist_client.check_model(client, 16)
         assert "the server has no model 'mnist_resnet'" in str(error.value)
         assert "make request MODEL=" in str(error.value)
 

@@ -233,6 +233,7 @@ def test_server_binds_to_localhost_only(fuzz_server):
 
 
 def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(tmp_path, caplog):
+    import mnist_client
     import serving_client
     from local_server.harness import LocalServer, free_port
 
@@ -252,7 +253,7 @@ def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(tmp_pat
             return client.predict(input_name, images)
 
     data = mnist_data.synthetic(64)
-    summary = serving_client.send_batches(StopsTheServerAfterThreeRequests(), "inputs", data, 4)
+    summary = mnist_client.send_batches(StopsTheServerAfterThreeRequests(), "inputs", data, 4)
     failed = [r.getMessage() for r in caplog.records if "failed:" in r.getMessage()]
     assert summary["failed"] == len(failed) == 16 - 3
     assert summary["requests"] == 3 and summary["images"] == 12

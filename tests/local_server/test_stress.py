@@ -49,7 +49,12 @@ class Clients:
     def _grpc(self, server, index: int) -> None:
         client = serving_client.GrpcClient(server.grpc_address, server.model_name, 30)
         seen = self.versions.setdefault(index, [])
-        self._loop(lambda: seen.append(client.which_version_answers("inputs", IMAGES)))
+
+        def send():
+            request = client.predict_request({"inputs": IMAGES})
+            seen.append(client.send(request).model_spec.version.value)
+
+        self._loop(send)
 
     def _rest(self, server) -> None:
         session = requests.Session()

@@ -13,6 +13,7 @@ import requests
 from conftest import ROOT, export_model, run
 from test_make import dry_run, make, server_vars
 
+import mnist_client
 import saved_model_main
 import serving_client
 from serving import model_config
@@ -113,13 +114,18 @@ def exports(tmp_path_factory):
     return models
 
 
+def version(client: serving_client.GrpcClient, input_name: str, images: np.ndarray) -> int:
+    """The version of the model that answers a Predict of `images`."""
+    return client.send(client.predict_request({input_name: images})).model_spec.version.value
+
+
 class Load:
     """Requests to one label from a thread until stopped; counts answers and failures."""
 
     def __init__(self, address: str, label: str):
         self.client = serving_client.GrpcClient(address, "mnist_flax", 10, label)
         self.images = np.zeros((1, 28, 28, 1), np.float32)
-        self.input_name = serving_client.check_model(self.client, len(self.images))
+        self.input_name = mnist_client.check_model(self.client, len(self.images))
         self.ok, self.failures, self._stop = 0, [], threading.Event()
         self._thread = threading.Thread(target=self._run)
         self._thread.start()
@@ -152,12 +158,8 @@ def test_a_canary_promoted_under_load_fails_no_request(tmp_path, exports):
         stable = serving_client.GrpcClient(f"localhost:{grpc_port}", "mnist_flax", 10, "stable")
         canary = serving_client.GrpcClient(f"localhost:{grpc_port}", "mnist_flax", 10, "canary")
         images = np.zeros((2, 28, 28, 1), np.float32)
-        name = serving_client.check_model(stable, len(images))
-        answered = (
-            stable.which_version_answers(name, images),
-            canary.which_version_answers(name, images),
-        )
-        assert answered == (1, 2)
+        name = mnist_client.check_model(stable, len(images))
+        assert (version(stable, name, images), version(canary, name, images)) == (1, 2)
         # Promote under load: move stable to version 2 while requests flow.
         load = Load(f"localhost:{grpc_port}", "stable")
         try:
@@ -166,7 +168,7 @@ def test_a_canary_promoted_under_load_fails_no_request(tmp_path, exports):
             )
             output = make("reload", *variables)
             assert "labels mnist_flax: canary=2, stable=2" in output
-            assert stable.which_version_answers(name, images) == 2
+            assert version(stable, name, images) == 2
         finally:
             load.stop()
         assert load.failures == [] and load.ok > 0
@@ -177,7 +179,7 @@ def test_a_canary_promoted_under_load_fails_no_request(tmp_path, exports):
         result = run(["make", "--no-print-directory", "reload", *variables])
         assert result.returncode != 0
         assert "not currently available for inference" in result.stderr
-        assert canary.which_version_answers(name, images) == 2  # The running config stays.
+        assert version(canary, name, images) == 2  # The running config stays.
         # Metrics, with TensorFlow Serving's names (batching was on for all of the above).
         page = requests.get(
             f"http://localhost:{rest_port}/monitoring/prometheus/metrics", timeout=10
