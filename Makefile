@@ -42,6 +42,14 @@ $(STAMP): requirements.txt
 	@touch $@
 	@echo "Set up $(VENV) with the packages of requirements.txt."
 
+# JAX's persistent compilation cache (JAX reads these variables): a re-export, and the
+# tests' exports, skip the XLA compiles done before. JAX_CACHE_DIR= turns it off.
+JAX_CACHE_DIR ?= $(VENV)/jax-cache
+ifneq ($(JAX_CACHE_DIR),)
+test export: export JAX_COMPILATION_CACHE_DIR ?= $(abspath $(JAX_CACHE_DIR))
+test export: export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS ?= 0
+endif
+
 export: $(STAMP) ## Train MODEL (or restore CHECKPOINT), export the next version under MODEL_PATH/NAME
 	$(PY) saved_model_main.py --model=$(MODEL) --model_path=$(MODEL_PATH) $(VERSION_FLAG) \
 		--serving_batch_size=$(SERVING_BATCH_SIZE_SAVE) --tf_serving_version=$(TF_SERVING_VERSION) \

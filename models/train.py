@@ -25,6 +25,7 @@ from models.progress import bar as progress_bar
 
 TRAIN_BATCH_SIZE = 128
 TEST_BATCH_SIZE = 16
+EVAL_BATCH_SIZE = 256  # Accuracy in few large batches: fewer dispatches, the same count.
 LEARNING_RATE = 1e-3
 
 
@@ -44,6 +45,7 @@ def train(
     optimizer = optax.adam(LEARNING_RATE)
     opt_state = jax.jit(optimizer.init)(params)
     step = make_train_step(model, optimizer)
+    count_correct = make_count_correct(model)  # Compiled once, not once per epoch.
     shuffle_rng = np.random.default_rng(seed)
     steps_per_epoch = len(train_data) // TRAIN_BATCH_SIZE
     if steps_per_epoch == 0:
@@ -59,7 +61,7 @@ def train(
         )
         train_accuracy = correct / (steps_per_epoch * TRAIN_BATCH_SIZE)
         seconds = time.perf_counter() - start
-        test_accuracy = accuracy(model, params, test_data)
+        test_accuracy = accuracy(model, params, test_data, count_correct)
         logging.info(
             "%s: epoch %d/%d in %.1f s (%.0f examples/s): train accuracy %.2f%%, "
             "test accuracy %.2f%%",
@@ -104,13 +106,20 @@ def make_train_step(model: Model, optimizer: optax.GradientTransformation):
     return step
 
 
-def accuracy(model: Model, params: Params, data: Split, batch_size: int = TEST_BATCH_SIZE) -> float:
-    """Fraction of `data` that `model` classifies correctly."""
+def make_count_correct(model: Model):
+    """The jitted count of correct predictions: (params, images, labels) -> int."""
 
     @jax.jit
     def count_correct(params, images, labels):
         predicted = jnp.argmax(model.apply(params, scale_images(images)), axis=1)
         return jnp.sum(predicted == labels)
 
-    counts = [count_correct(params, x, y) for x, y in batches(data, batch_size)]
+    return count_correct
+
+
+def accuracy(model: Model, params: Params, data: Split, count_correct=None) -> float:
+    """Fraction of `data` that `model` classifies correctly (count_correct: a
+    make_count_correct(model) to reuse)."""
+    count_correct = count_correct or make_count_correct(model)
+    counts = [count_correct(params, x, y) for x, y in batches(data, EVAL_BATCH_SIZE)]
     return float(np.sum(jax.device_get(counts))) / len(data)

@@ -5,6 +5,7 @@ Command lines with `make -n`; what the tools decide, in tests/tools/, in-process
 
 import copy
 import os
+import pathlib
 import re
 import shlex
 import shutil
@@ -281,6 +282,40 @@ def test_verbose_brings_every_line_back(tmp_path):
     assert " ".join(quiet.split()).count(QUIET) == 2 and "--verbose" not in quiet
     verbose = " ".join(dry_run("export", "request", "VERBOSE=1", f"MODEL_PATH={tmp_path}"))
     assert "quiet_startup" not in verbose and verbose.count("--verbose") == 2
+
+
+def test_export_and_test_keep_jaxs_compilation_cache_in_the_venv(tmp_path):
+    """JAX reads its persistent cache's settings from the environment of export and test."""
+    printer = tmp_path / "printer.py"  # Stands in for the virtualenv's Python.
+    printer.write_text(
+        "import os\n"
+        "print(os.environ.get('JAX_COMPILATION_CACHE_DIR'),\n"
+        "      os.environ.get('JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'))\n"
+    )
+    without_jax = {k: v for k, v in os.environ.items() if not k.startswith("JAX_")}
+
+    def seen(target: str, *args: str, **environment: str) -> list[str]:
+        command = [
+            "make",
+            "-s",
+            "-o",
+            ".venv/.requirements.stamp",
+            target,
+            f"MODEL_PATH={tmp_path}",
+        ]
+        result = subprocess.run(
+            [*command, f"PY={sys.executable} {printer}", *args],
+            cwd=ROOT, env={**without_jax, **environment}, capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout.split()
+
+    default = (ROOT / ".venv" / "jax-cache").resolve()
+    for target in ("export", "test"):
+        directory, min_seconds = seen(target)
+        assert (pathlib.Path(directory).resolve(), min_seconds) == (default, "0")
+        assert seen(target, "JAX_CACHE_DIR=") == ["None", "None"]
+    assert seen("export", JAX_COMPILATION_CACHE_DIR="/elsewhere")[0] == "/elsewhere"
 
 
 # ---- clean --------------------------------------------------------------------------
