@@ -12,6 +12,7 @@ define HELP_VARIABLES
 @echo "         CHECKPOINT=dir (export: the parameters of an Orbax checkpoint, no training)"
 @echo "         INPUTS=file.npz (export: real inputs to check the SavedModel on)"
 @echo "         JAX_CACHE_DIR=.venv/jax-cache (export, test: JAX's compilation cache; empty: none)"
+@echo "         TESTS=tests/core TEST_WORKERS=3 (test: one folder; workers, default one more than cores)"
 @echo "         COMPAT_VERSIONS='2.16 2.21' (compat), VERBOSE=1 (every line, a line per batch)"
 @echo "         MODEL_CONFIG=serving/models.config BATCHING=1 MONITORING=1 (serve, reload)," \
   "LABEL=canary (request)"

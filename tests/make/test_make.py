@@ -318,6 +318,13 @@ def test_export_and_test_keep_jaxs_compilation_cache_in_the_venv(tmp_path):
     assert seen("export", JAX_COMPILATION_CACHE_DIR="/elsewhere")[0] == "/elsewhere"
 
 
+def test_make_test_runs_a_worker_more_than_cores():
+    (default,) = dry_run("test")
+    assert f" -n {(os.cpu_count() or 1) + 1} --dist loadfile tests" in default
+    (chosen,) = dry_run("test", "TEST_WORKERS=2", "TESTS=tests/core")
+    assert chosen.endswith(" -n 2 --dist loadfile tests/core")
+
+
 # ---- clean --------------------------------------------------------------------------
 
 
