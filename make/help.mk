@@ -16,7 +16,7 @@ define HELP_VARIABLES
 @echo "         COMPAT_VERSIONS='2.16 2.21' (compat), VERBOSE=1 (every line, a line per batch)"
 @echo "         MODEL_CONFIG=serving/models.config BATCHING=1 MONITORING=1 (serve, reload)," \
   "LABEL=canary (request)"
-@echo "         TLS_DIR=.run/tls (serve, request: gRPC over TLS; make certs makes one, for trying)"
+@echo "         TLS_DIR=.run/tls (serve, request, reload: gRPC over TLS; make certs makes one)"
 @echo "         IMAGES='digits/*.png' (request), CORS=1 (serve), WEB_PORT=8000 (web)," \
   "DIGITS_DIR=digits (digits)"
 @echo "         MODELS_URI=gs://bucket/models OVERLAY=gcs DEPLOY_OUT=dir KUBECTL=kubectl" \
