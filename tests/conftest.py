@@ -120,6 +120,11 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, **kwargs)
 
 
+def answering_version(client, input_name: str, images) -> int:
+    """The version of the model that answers a Predict of `images` (a serving_client.GrpcClient)."""
+    return client.send(client.predict_request({input_name: images})).model_spec.version.value
+
+
 @contextlib.contextmanager
 def local_server(model_name: str, base_path, *extra_flags: str, version: int | None = 1):
     """A started LocalServer, serving `version` (None: do not wait), stopped on exit."""

@@ -198,8 +198,8 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> int:
-    if loader.served_name_problem(_MODEL.value):
-        raise CompatError(loader.served_name_problem(_MODEL.value))
+    if problem := loader.served_name_problem(_MODEL.value):
+        raise CompatError(problem)
     base_dir = os.path.join(_MODEL_PATH.value, _MODEL.value)
     try:
         version, saved_model_dir = versions.find_version(base_dir, _MODEL_VERSION.value)

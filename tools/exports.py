@@ -20,8 +20,8 @@ from serving import versions
 
 def version_dir(model_base_path: str, version: int | None = None) -> str:
     """The directory of `version`, or of the newest version."""
-    if loader.served_name_problem(os.path.basename(model_base_path)):
-        fail(loader.served_name_problem(os.path.basename(model_base_path)))
+    if problem := loader.served_name_problem(os.path.basename(model_base_path)):
+        fail(problem)
     try:
         return versions.find_version(model_base_path, version)[1]
     except LookupError:

@@ -129,8 +129,8 @@ def preflight(
     """
     serving = serving_release(tf_serving_version) if tf_serving_version else None
     if not model_config_file:
-        if loader.served_name_problem(model_name):
-            fail(loader.served_name_problem(model_name))
+        if problem := loader.served_name_problem(model_name):
+            fail(problem)
         if not os.path.isdir(model_base_path):
             fail(
                 f"{model_base_path} does not exist. Export a model first: "

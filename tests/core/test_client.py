@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import export_model, free_port, local_server, request_cli, run
+from conftest import answering_version, export_model, free_port, local_server, request_cli, run
 
 import mnist_client
 import serving_client
@@ -174,15 +174,13 @@ def test_both_clients_learn_the_input_and_predict_the_same(server):
     by_grpc, by_rest = (client.predict("inputs", IMAGES) for client in (grpc_client, rest_client))
     assert by_grpc.shape == (len(IMAGES), 10) and by_grpc.dtype == by_rest.dtype == np.float32
     np.testing.assert_allclose(by_grpc, by_rest, rtol=1e-6)
-    response = grpc_client.send(grpc_client.predict_request({"inputs": IMAGES}))
-    assert response.model_spec.version.value == 1
+    assert answering_version(grpc_client, "inputs", IMAGES) == 1
 
 
 def test_a_label_asks_the_version_it_names(server):
     for client in clients(server, label="stable"):
         assert client.predict("inputs", IMAGES).shape == (len(IMAGES), 10)
-    stable = clients(server, label="stable")[0]
-    assert stable.send(stable.predict_request({"inputs": IMAGES})).model_spec.version.value == 1
+    assert answering_version(clients(server, label="stable")[0], "inputs", IMAGES) == 1
     for client in clients(server, label="nope"):
         with pytest.raises(serving_client.RequestError, match="nope"):
             client.predict("inputs", IMAGES)

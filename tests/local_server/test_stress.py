@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 import requests
-from conftest import export_model, local_server
+from conftest import answering_version, export_model, local_server
 from half_plus_two import write_tf1
 
 import serving_client
@@ -49,12 +49,7 @@ class Clients:
     def _grpc(self, server, index: int) -> None:
         client = serving_client.GrpcClient(server.grpc_address, server.model_name, 30)
         seen = self.versions.setdefault(index, [])
-
-        def send():
-            request = client.predict_request({"inputs": IMAGES})
-            seen.append(client.send(request).model_spec.version.value)
-
-        self._loop(send)
+        self._loop(lambda: seen.append(answering_version(client, "inputs", IMAGES)))
 
     def _rest(self, server) -> None:
         session = requests.Session()

@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 import requests
-from conftest import ROOT, export_model, run
+from conftest import ROOT, answering_version, export_model, run
 from test_make import dry_run, make, server_vars
 
 import mnist_client
@@ -114,11 +114,6 @@ def exports(tmp_path_factory):
     return models
 
 
-def version(client: serving_client.GrpcClient, input_name: str, images: np.ndarray) -> int:
-    """The version of the model that answers a Predict of `images`."""
-    return client.send(client.predict_request({input_name: images})).model_spec.version.value
-
-
 class Load:
     """Requests to one label from a thread until stopped; counts answers and failures."""
 
@@ -159,7 +154,10 @@ def test_a_canary_promoted_under_load_fails_no_request(tmp_path, exports):
         canary = serving_client.GrpcClient(f"localhost:{grpc_port}", "mnist_flax", 10, "canary")
         images = np.zeros((2, 28, 28, 1), np.float32)
         name = mnist_client.check_model(stable, len(images))
-        assert (version(stable, name, images), version(canary, name, images)) == (1, 2)
+        assert (
+            answering_version(stable, name, images),
+            answering_version(canary, name, images),
+        ) == (1, 2)
         # Promote under load: move stable to version 2 while requests flow.
         load = Load(f"localhost:{grpc_port}", "stable")
         try:
@@ -168,7 +166,7 @@ def test_a_canary_promoted_under_load_fails_no_request(tmp_path, exports):
             )
             output = make("reload", *variables)
             assert "labels mnist_flax: canary=2, stable=2" in output
-            assert version(stable, name, images) == 2
+            assert answering_version(stable, name, images) == 2
         finally:
             load.stop()
         assert load.failures == [] and load.ok > 0
@@ -179,7 +177,7 @@ def test_a_canary_promoted_under_load_fails_no_request(tmp_path, exports):
         result = run(["make", "--no-print-directory", "reload", *variables])
         assert result.returncode != 0
         assert "not currently available for inference" in result.stderr
-        assert version(canary, name, images) == 2  # The running config stays.
+        assert answering_version(canary, name, images) == 2  # The running config stays.
         # Metrics, with TensorFlow Serving's names (batching was on for all of the above).
         page = requests.get(
             f"http://localhost:{rest_port}/monitoring/prometheus/metrics", timeout=10
