@@ -8,8 +8,8 @@ hardware does for the same work without the step's overhead (the same jitted
 training step fed from device arrays, the same computation in JAX, the same
 SavedModel called in-process). Rows without a target show where a gap comes
 from. It prints a table, writes it to bench/RESULTS.md with the machine and
-package versions, draws latency against batch size to bench/latency.png, and
-ends with `targets met: X/Y`.
+package versions, with a table of latency against batch size, and ends with
+`targets met: X/Y`.
 """
 
 import dataclasses
@@ -52,9 +52,6 @@ _OUTPUT = flags.DEFINE_string(
     "output",
     None,
     "Where to write the table; default bench/RESULTS.md (--quick: RESULTS.quick.md).",
-)
-_PLOT = flags.DEFINE_string(
-    "plot", None, "Where to draw the plot; default bench/latency.png (--quick: latency.quick.png)."
 )
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "16", "256"], "Batch sizes of inference.")
 flags.register_validator(
@@ -348,7 +345,7 @@ def timed_load(server: LocalServer, send, clients: int, seconds: float) -> dict:
 def bench_serving(
     base: str, model_name: str, workdir: str, seconds: float, repeats: int, rounds: int
 ):
-    """Served throughput and latency at batch 16 vs in-process, and the plot's data.
+    """Served throughput and latency at batch 16 vs in-process, and latency by batch size.
 
     Each row's two sides, the served run and its in-process bound (the same
     calls, as many at once as the row has clients), are timed in turns over
@@ -356,7 +353,7 @@ def bench_serving(
     load is bench.load's prepared requests; two more rows time make
     request's own client, which builds each request.
     """
-    rows, plot = [], {}
+    rows, latencies = [], {}
     batch = 16
     version = os.path.join(base, "1")
     predict = reloaded_function(tf.saved_model.load(version))
@@ -408,10 +405,10 @@ def bench_serving(
             images = mnist_data.scale_images(mnist_data.synthetic(size).images)
             local = statistics.median(timed(lambda: predict(images), repeats))  # noqa: B023
             served = statistics.median(timed(lambda: client.predict(INPUT, images), repeats))  # noqa: B023
-            plot[size] = (local * 1000, served * 1000)
+            latencies[size] = (local * 1000, served * 1000)
     finally:
         server.stop()
-    return rows, plot
+    return rows, latencies
 
 
 BATCHING_CONFIG = os.path.join(ROOT, "serving", "batching.config")
@@ -590,26 +587,18 @@ def bench_first_request(workdir: str, model_name: str) -> list[Row]:
     return rows
 
 
-def write_plot(plot: dict, path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    sizes = sorted(plot)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(sizes, [plot[s][0] for s in sizes], "o-", label="in-process SavedModel")
-    ax.plot(sizes, [plot[s][1] for s in sizes], "s-", label="served, gRPC (local server)")
-    ax.set(xscale="log", yscale="log", xlabel="batch size", ylabel="latency (ms, median)")
-    ax.set_title("mnist_flax: latency against batch size")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+def latency_table(latencies: dict[int, tuple[float, float]]) -> list[str]:
+    """mnist_flax's median latency by batch size, in-process and served: where serving costs."""
+    lines = [
+        "| batch size | in-process SavedModel (ms, median) | served, gRPC (ms, median) | ratio |",
+        "| ---: | ---: | ---: | ---: |",
+    ]
+    for size, (local, served) in sorted(latencies.items()):
+        lines.append(f"| {size} | {local:.3g} | {served:.3g} | {served / local:.2f} |")
+    return lines
 
 
-def render(rows: list[Row], seconds: float) -> str:
+def render(rows: list[Row], latencies: dict, seconds: float) -> str:
     lines = [
         "| figure | value | bound | ratio | target | met |",
         "| --- | ---: | ---: | ---: | --- | --- |",
@@ -634,6 +623,10 @@ def render(rows: list[Row], seconds: float) -> str:
             f"{datetime.date.today().isoformat()} on {machine}; {seconds:.0f} s.",
             "",
             *lines,
+            "",
+            "mnist_flax's latency against batch size:",
+            "",
+            *latency_table(latencies),
             "",
             f"targets met: {met}/{len(targets)}",
         ]
@@ -662,23 +655,19 @@ def main(argv: list[str]) -> None:
                 cnn_ms = {b: row.value for b, row in zip(batch_sizes, inference, strict=True)}
         rows += bench_gap(cnn_ms, workdir, repeats)
         base = export_for_serving(os.path.join(workdir, "served"), "mnist_flax", warmup=True)
-        serving_rows, plot = bench_serving(
+        serving_rows, latencies = bench_serving(
             base, "mnist_flax", workdir, seconds, repeats, 1 if quick else 3
         )
         rows += serving_rows
         rows += bench_batching(base, "mnist_flax", workdir, seconds, 1 if quick else 3, repeats)
         rows += bench_first_request(workdir, "mnist_flax")
-    plot_file = _PLOT.value or os.path.join(
-        ROOT, "bench", "latency.quick.png" if quick else "latency.png"
-    )
-    write_plot(plot, plot_file)
-    table = render(rows, time.perf_counter() - start)
+    table = render(rows, latencies, time.perf_counter() - start)
     output = _OUTPUT.value or os.path.join(
         ROOT, "bench", "RESULTS.quick.md" if quick else "RESULTS.md"
     )
     with open(output, "w") as f:
         f.write(table + "\n")
-    print(f"Wrote {output} and {plot_file}.\n")
+    print(f"Wrote {output}.\n")
     print(table)  # Its last line is "targets met: X/Y".
 
 
