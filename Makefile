@@ -81,12 +81,13 @@ demo: $(STAMP) ## export, serve, request over gRPC and REST, stop (MOCK_DATA=1: 
 	  $(MAKE) --no-print-directory request PROTOCOL=rest; \
 	  status=$$?; $(MAKE) --no-print-directory stop; exit $$status
 
-# TESTS=tests/core: one folder (tests/README.md). A test file per worker, and a worker more
-# than cores: the tests spend part of their time waiting on servers and subprocesses.
+# TESTS=tests/core: one folder (tests/README.md). A test file per worker, the slow ones
+# first (tests/conftest.py), and a worker more than cores: the tests spend part of their
+# time waiting on servers and subprocesses.
 TESTS ?= tests
 TEST_WORKERS ?= $(shell $(PYTHON3) -c 'import os; print((os.cpu_count() or 1) + 1)')
 test: $(STAMP) ## Run the tests (offline; TESTS=tests/core for the core's alone)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(TESTS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(TESTS)
 
 # Only what the export wrote, never a running export's files (tools/exports.py).
 clean: ## Delete the SavedModels that `make export` wrote under MODEL_PATH

@@ -29,6 +29,23 @@ for _name in WALKTHROUGH_VARIABLES:
     os.environ.pop(_name, None)
 
 
+@pytest.hookimpl(tryfirst=True)  # Before pytest-xdist's, which reads the groups.
+def pytest_collection_modifyitems(items):
+    """make test's work units (pytest -n N --dist loadgroup --no-loadscope-reorder): a test
+    file's tests run on one worker, so that its module fixtures are made once, unless a test
+    names a group of its own (xdist_group); the groups holding a slow test go first, so
+    that no long one starts last and leaves the other workers idle."""
+    for item in items:
+        if not any(item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    slow = {group(item) for item in items if any(item.iter_markers("slow"))}
+    items.sort(key=lambda item: group(item) not in slow)  # Stable: files stay in order.
+
+
+def group(item) -> str:
+    return next(item.iter_markers("xdist_group")).args[0]
+
+
 def export_options(model_path, **overrides) -> "saved_model_main.ExportOptions":
     """The options of a quick export under model_path: mock data, 1 epoch, and warmup at
     batch 1 only (a server compiles each warmup size when it loads the version)."""

@@ -27,7 +27,12 @@ def test_every_topic_has_its_page():
     assert [page.stem for page in PAGES] == sorted(TOPICS)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
+# Each page on a worker of its own (make test): the pages share nothing.
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "page", [pytest.param(p, marks=pytest.mark.xdist_group(f"docs/{p.name}")) for p in PAGES],
+    ids=lambda page: page.name,
+)  # fmt: skip
 def test_the_page_runs_as_written(tmp_path, page):
     session = Session(tmp_path)
     try:

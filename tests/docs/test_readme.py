@@ -18,6 +18,7 @@ def session(tmp_path):
     print("\n".join(session.log))  # each block's time, shown with -s or on failure
 
 
+@pytest.mark.slow
 def test_the_readme_runs_as_written(session):
     run_page(session, README)
 

@@ -35,6 +35,8 @@ from models import mnist_data
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))
 GOOD = mnist_data.scale_images(mnist_data.synthetic(4, seed=9).images)
 
+pytestmark = pytest.mark.slow  # Its tests of processes add up to minutes.
+
 
 @pytest.fixture(scope="module")
 def fuzz_server(tmp_path_factory):

@@ -11,6 +11,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 import requests
 from conftest import answering_version, export_model, local_server
 from half_plus_two import write_tf1
@@ -109,6 +110,7 @@ class StatusWatch:
         self.thread.join()
 
 
+@pytest.mark.slow
 def test_stress_under_change(tmp_path):
     base = tmp_path / "mnist_pure_jax"
     export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)

@@ -319,10 +319,11 @@ def test_export_and_test_keep_jaxs_compilation_cache_in_the_venv(tmp_path):
 
 
 def test_make_test_runs_a_worker_more_than_cores():
+    schedule = "--dist loadgroup --no-loadscope-reorder"  # conftest.py's work units, in order
     (default,) = dry_run("test")
-    assert f" -n {(os.cpu_count() or 1) + 1} --dist loadfile tests" in default
+    assert f" -n {(os.cpu_count() or 1) + 1} {schedule} tests" in default
     (chosen,) = dry_run("test", "TEST_WORKERS=2", "TESTS=tests/core")
-    assert chosen.endswith(" -n 2 --dist loadfile tests/core")
+    assert chosen.endswith(f" -n 2 {schedule} tests/core")
 
 
 # ---- clean --------------------------------------------------------------------------
@@ -603,6 +604,7 @@ def test_serve_with_docker_end_to_end(tmp_path):  # pragma: no cover - needs a D
         make("stop", *variables)
 
 
+@pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     variables = server_vars(tmp_path)
     result = run(["make", "demo", "MOCK_DATA=1", "NUM_EPOCHS=1", "COUNT_IMAGES=64", *variables])

@@ -138,6 +138,7 @@ class Load:
         self._thread.join(30)
 
 
+@pytest.mark.slow
 def test_a_canary_promoted_under_load_fails_no_request(tmp_path, exports):
     """docs/production.md's workflows run as written in tests/docs; here what a page cannot
     show: stable moves to the canary's version while requests flow, with none failed."""

@@ -187,6 +187,7 @@ def run_compat(exported, *args: str) -> "subprocess.CompletedProcess":  # noqa: 
     return compat_cli(f"--model_path={model_path}", f"--model={model}", *args)
 
 
+@pytest.mark.slow
 def test_compat_table_and_failing_when_a_required_release_fails(exported, tmp_path):
     # A "2.16" virtualenv that holds another TensorFlow cannot vouch for 2.16.
     venvs = fake_venvs(tmp_path, "2.16", "2.21")
