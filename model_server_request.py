@@ -3,9 +3,11 @@ r"""Send MNIST test images to a model server over gRPC or REST; print accuracy a
     python model_server_request.py --model_spec_name=mnist_flax --use_grpc \
         --prediction_service_addr=localhost:8500 --serving_batch_size=16 --count_images=128
 
---images='digits/*.png' sends image files through the image signature instead and prints
-each file's digit (image_client.py); --inputs=file.npy (one input) or .npz (named inputs)
-sends those arrays to any model and prints its outputs (serving_inputs.py).
+Each batch goes main -> mnist_client.send_batches -> client.predict, which calls the
+server's Predict (serving_client.py). --images='digits/*.png' sends image files through
+the image signature instead and prints each file's digit (image_client.py);
+--inputs=file.npy (one input) or .npz (named inputs) sends those arrays to any model and
+prints its outputs (serving_inputs.py).
 """
 
 import gc

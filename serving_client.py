@@ -84,8 +84,13 @@ class GrpcClient:
 
     def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
         """`images`, float32 (N, 28, 28, 1) in [0, 1] -> the model's output."""
-        (output,) = self.predict_signature(SIGNATURE, {input_name: images}).values()
-        return output
+        import tensorflow as tf
+
+        request = self.predict_request({input_name: images})
+        with _errors(self.address):
+            response = self._stub.Predict(request, timeout=self.timeout)
+        (output,) = response.outputs.values()
+        return tf.make_ndarray(output)
 
     def predict_signature(self, signature_name: str, inputs: dict) -> dict[str, np.ndarray]:
         """Predict on any signature of the model: {input name: array} -> {output name: array}."""
@@ -134,7 +139,8 @@ class RestClient:
 
     def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
         """`images`, float32 (N, 28, 28, 1) in [0, 1] -> the model's output."""
-        return np.asarray(self.predict_signature(SIGNATURE, {input_name: images}), np.float32)
+        body = self.predict_body({input_name: images})
+        return np.asarray(self._request("POST", self.predict_url, body)["outputs"], np.float32)
 
     def predict_signature(self, signature_name: str, inputs: dict) -> dict | np.ndarray:
         """Predict on any signature: {input name: array} -> {output name: array}, or the
