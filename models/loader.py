@@ -22,17 +22,6 @@ EXPECTED = (
 )
 
 
-def served_name_problem(model: str) -> str:
-    """Why MODEL cannot name an exported or served model ('' if it can): package.module:attribute
-    names the model's code, which only make export reads."""
-    if ":" not in model:
-        return ""
-    return (
-        f"MODEL={model} names a model's code, which only make export takes; give the name it "
-        "was exported as (the export's last line: Exported NAME version N): MODEL=NAME"
-    )
-
-
 class ModelError(ValueError):
     """MODEL names no model; the message says why and what MODEL expects."""
 

@@ -39,6 +39,17 @@ class VersionExistsError(FileExistsError):
     """The version asked for exists and may not be replaced; the message says what to do."""
 
 
+def served_name_problem(model: str) -> str:
+    """Why MODEL cannot name an exported or served model ('' if it can): package.module:attribute
+    names the model's code, which only make export reads."""
+    if ":" not in model:
+        return ""
+    return (
+        f"MODEL={model} names a model's code, which only make export takes; give the name it "
+        "was exported as (the export's last line: Exported NAME version N): MODEL=NAME"
+    )
+
+
 def version_dirs(base_dir: str) -> dict[int, str]:
     """version number -> its directory under `base_dir`; numeric names only."""
     try:

@@ -23,7 +23,6 @@ import sys
 from absl import app, flags
 
 import saved_model_lib
-from models import loader
 from serving import releases, versions
 from serving.releases import release_key, release_of
 from tools import check_savedmodel
@@ -198,7 +197,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> int:
-    if problem := loader.served_name_problem(_MODEL.value):
+    if problem := versions.served_name_problem(_MODEL.value):
         raise CompatError(problem)
     base_dir = os.path.join(_MODEL_PATH.value, _MODEL.value)
     try:

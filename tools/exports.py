@@ -14,13 +14,12 @@ import pathlib
 import shutil
 import sys
 
-from models import loader
 from serving import versions
 
 
 def version_dir(model_base_path: str, version: int | None = None) -> str:
     """The directory of `version`, or of the newest version."""
-    if problem := loader.served_name_problem(os.path.basename(model_base_path)):
+    if problem := versions.served_name_problem(os.path.basename(model_base_path)):
         fail(problem)
     try:
         return versions.find_version(model_base_path, version)[1]

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import time
 
-from models import loader
 from serving import releases, versions
 from serving.env import DEFAULTS
 
@@ -129,7 +128,7 @@ def preflight(
     """
     serving = serving_release(tf_serving_version) if tf_serving_version else None
     if not model_config_file:
-        if problem := loader.served_name_problem(model_name):
+        if problem := versions.served_name_problem(model_name):
             fail(problem)
         if not os.path.isdir(model_base_path):
             fail(
