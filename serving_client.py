@@ -4,11 +4,12 @@
     log_probabilities = client.predict("inputs", images)  # images: float32 (16, 28, 28, 1)
 
 Every failure is a RequestError that says what to do. Only GrpcClient imports
-tensorflow-serving-api's messages, which import TensorFlow (seconds).
+tensorflow-serving-api's messages, which import TensorFlow (seconds), at its first call.
 """
 
 import base64
 import contextlib
+import functools
 import json
 import pathlib
 import threading
@@ -56,14 +57,18 @@ class GrpcClient:
     channel: a grpc_channel to the address (over TLS, say), or a plaintext one."""
 
     def __init__(self, address: str, model: str, timeout: float, label="", channel=None):
-        from tensorflow_serving.apis import prediction_service_pb2_grpc
-
         self.address, self.model, self.timeout = address, model, timeout
         self._spec = {"name": model, "signature_name": SIGNATURE}  # A ModelSpec's fields.
         if label:  # A oneof: unset (not ""), the newest version answers.
             self._spec["version_label"] = label
         self._channel = channel or grpc_channel(address)
-        self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+
+    @functools.cached_property
+    def _stub(self):
+        """Made at the first call, so that wait_ready says at once when no server answers."""
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        return prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def wait_ready(self, seconds: float) -> None:
         try:
