@@ -40,7 +40,8 @@ GOOD = mnist_data.scale_images(mnist_data.synthetic(4, seed=9).images)
 def fuzz_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     export_model(root, model="mnist_pure_jax", num_epochs=0, serving_batch_size=-1)
-    with local_server("mnist_pure_jax", root / "mnist_pure_jax", "--max_batch_size=64") as server:
+    base = root / "mnist_pure_jax"
+    with local_server("mnist_pure_jax", base, "--max_batch_size=64", process=True) as server:
         yield server
 
 
