@@ -26,7 +26,8 @@ Python model server):
 - `rest_api` (paths and checks, no sockets), `rest_codec` (the JSON formats,
   pure functions), `rest_server` (the asyncio HTTP transport).
 - `server`: starts and stops it all.
-- `harness`: the server in a subprocess on free ports, for the tests and the benchmark.
+- `harness`: the server on free ports, in a thread or a subprocess, for the tests and the
+  benchmark.
 
 TensorFlow Serving's files (versions on disk, the model config file) are read
 with the `serving` package, which deploy/ and tools/ share.

@@ -1,4 +1,5 @@
-"""The whole server: config read, versions polled, gRPC and REST started, stopped on SIGTERM.
+"""The whole server: config read, versions polled, gRPC and REST started, stopped on SIGTERM
+(or, in a thread of another program, on a threading.Event).
 
 Start-up follows tensorflow_model_server's Server::BuildAndStart: the model
 config is --model_config_file, or the one model of --model_name and
@@ -35,8 +36,9 @@ class StartupError(Exception):
     """The server cannot start with these options; the message says why."""
 
 
-def run(options: ServerOptions) -> None:
-    """Serves until SIGTERM or SIGINT; OSError if a port cannot be listened on."""
+def run(options: ServerOptions, stop: threading.Event | None = None) -> None:
+    """Serves until SIGTERM or SIGINT, or with `stop` until it is set (then from any thread,
+    with no signal handlers); OSError if a port cannot be listened on."""
     try:
         # TLS first: a wrong certificate stops the server before any model loads.
         credentials = (
@@ -48,7 +50,7 @@ def run(options: ServerOptions) -> None:
     except ServingError as e:
         raise StartupError(str(e)) from e
     try:
-        asyncio.run(_serve(options, server, metrics_path, credentials))
+        asyncio.run(_serve(options, server, metrics_path, credentials, stop))
     finally:
         if batching is not None:
             batching.close()
@@ -153,11 +155,13 @@ async def _serve(
     server: ModelServer,
     metrics_path: str,
     credentials: grpc.ServerCredentials | None = None,
+    stop: threading.Event | None = None,
 ) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+    signalled = asyncio.Event()
+    if stop is None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, signalled.set)
     grpc_server = grpc_service.start(
         server,
         options.host,
@@ -197,7 +201,7 @@ async def _serve(
             threading.Thread(
                 target=_every, args=(period, call, polling, what), name=what, daemon=True
             ).start()
-        await stop.wait()
+        await (signalled.wait() if stop is None else asyncio.to_thread(stop.wait))
         logging.info("Shutting down")
     finally:
         polling.set()

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 import saved_model_main
-from local_server.harness import LocalServer, free_port
+from local_server.harness import LocalServer, ThreadServer, free_port
+from local_server.options import ServerOptions
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -142,13 +143,42 @@ def answering_version(client, input_name: str, images) -> int:
     return client.send(client.predict_request({input_name: images})).model_spec.version.value
 
 
+def server_options(*flags: str) -> dict:
+    """ServerOptions fields from the server's flags (each flag is named after its field):
+    --name=value, --name (true) or --noname (false)."""
+    types = {f.name: f.type for f in dataclasses.fields(ServerOptions)}
+    options = {}
+    for flag in flags:
+        name, has_value, value = flag.removeprefix("--").partition("=")
+        if not has_value and name not in types and name.startswith("no"):
+            name, value = name.removeprefix("no"), "false"
+        if name not in types:
+            raise ValueError(f"{flag}: no ServerOptions field is named {name}")
+        if types[name] is bool:
+            options[name] = {"": True, "true": True, "false": False}[value.lower()]
+        else:
+            options[name] = types[name](value)
+    return options
+
+
 @contextlib.contextmanager
-def local_server(model_name: str, base_path, *extra_flags: str, version: int | None = 1):
-    """A started LocalServer, serving `version` (None: do not wait), stopped on exit."""
-    log_path = pathlib.Path(base_path).parent / f"server-{free_port()}.log"
-    server = LocalServer(
-        model_name, base_path, log_path, "--file_system_poll_wait_seconds=0.2", *extra_flags
-    )
+def local_server(
+    model_name: str,
+    base_path,
+    *extra_flags: str,
+    version: int | None = 1,
+    process: bool = False,
+):
+    """A started server, serving `version` (None: do not wait), stopped on exit, which must
+    be clean. In a thread of this process (ThreadServer), for tests of the API; with
+    process=True `python -m local_server` (LocalServer), for tests of the process itself:
+    its log, pid, signals, exit code."""
+    flags = ("--file_system_poll_wait_seconds=0.2", *extra_flags)
+    if process:
+        log_path = pathlib.Path(base_path).parent / f"server-{free_port()}.log"
+        server = LocalServer(model_name, base_path, log_path, *flags)
+    else:
+        server = ThreadServer(model_name, base_path, **server_options(*flags))
     try:
         if version is not None:
             server.wait_for(version)

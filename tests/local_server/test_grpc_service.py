@@ -2,7 +2,7 @@
 
 Its Classify, Regress, MultiInference, GetModelStatus and GetModelMetadata
 cases, on rebuilds of its half_plus_two model in both forms it tests (a TF1
-graph, and a TF2 module: the *Tf2 cases), through a started server process.
+graph, and a TF2 module: the *Tf2 cases), through a started server.
 """
 
 import grpc

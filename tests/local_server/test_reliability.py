@@ -42,7 +42,8 @@ pytestmark = pytest.mark.slow  # Its tests of processes add up to minutes.
 def fuzz_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("fuzz")
     export_model(root, model="mnist_pure_jax", num_epochs=0, serving_batch_size=-1)
-    with local_server("mnist_pure_jax", root / "mnist_pure_jax", "--max_batch_size=64") as server:
+    base = root / "mnist_pure_jax"
+    with local_server("mnist_pure_jax", base, "--max_batch_size=64", process=True) as server:
         yield server
 
 

@@ -24,6 +24,7 @@ from tensorflow_serving.apis import (
 
 import serving_client
 from models import mnist_data
+from serving import model_status
 
 IMAGES = mnist_data.scale_images(mnist_data.synthetic(8, seed=3).images)
 
@@ -63,34 +64,62 @@ def exports(tmp_path_factory):
     return paths
 
 
+def served_name(model: str, batch: int) -> str:
+    """The name `server` serves an export under: the model's, with _b8 for batch 8."""
+    return model if batch == -1 else f"{model}_b{batch}"
+
+
+@pytest.fixture(scope="module")
+def server(exports, tmp_path_factory):
+    """One server of the four exports (a model config file), each under served_name; its own
+    model (server.model_name, server.rest_url) is the MLP at any batch size. The error cases
+    below must leave it serving."""
+    config = tmp_path_factory.mktemp("config") / "models.config"
+    config.write_text(
+        "model_config_list {\n"
+        + "".join(
+            f'  config {{ name: "{served_name(*key)}" base_path: "{os.path.dirname(path)}" '
+            'model_platform: "tensorflow" }\n'
+            for key, path in exports.items()
+        )
+        + "}\n"
+    )
+    mlp = os.path.dirname(exports["mnist_pure_jax", -1])  # Its config entry wins.
+    with local_server("mnist_pure_jax", mlp, f"--model_config_file={config}") as server:
+        for key in exports:
+            model_status.wait_for(
+                f"http://localhost:{server.rest_port}/v1/models/{served_name(*key)}"
+            )
+        yield server
+
+
 @pytest.mark.parametrize("model", ["mnist_pure_jax", "mnist_flax"])
 @pytest.mark.parametrize("batch", [-1, 8])
-def test_grpc_and_rest_equal_in_process_savedmodel(exports, model, batch):
+def test_grpc_and_rest_equal_in_process_savedmodel(exports, server, model, batch):
     path = exports[model, batch]
     expected = in_process(path, IMAGES)
-    with local_server(model, os.path.dirname(path)) as server:
-        response = grpc_predict(server, IMAGES)
-        assert response.model_spec.version.value == 1
-        assert response.model_spec.signature_name == "serving_default"
-        np.testing.assert_allclose(
-            tf.make_ndarray(response.outputs["output_0"]), expected, rtol=1e-6
-        )
+    name = served_name(model, batch)
+    rest_url = f"http://localhost:{server.rest_port}/v1/models/{name}"
+    response = grpc_predict(server, IMAGES, name=name)
+    assert response.model_spec.version.value == 1
+    assert response.model_spec.signature_name == "serving_default"
+    np.testing.assert_allclose(tf.make_ndarray(response.outputs["output_0"]), expected, rtol=1e-6)
 
-        rows = requests.post(f"{server.rest_url}:predict", json={"instances": IMAGES.tolist()})
-        np.testing.assert_allclose(rows.json()["predictions"], expected, rtol=1e-6)
-        columns = requests.post(f"{server.rest_url}:predict", json={"inputs": IMAGES.tolist()})
-        np.testing.assert_allclose(columns.json()["outputs"], expected, rtol=1e-6)
+    rows = requests.post(f"{rest_url}:predict", json={"instances": IMAGES.tolist()})
+    np.testing.assert_allclose(rows.json()["predictions"], expected, rtol=1e-6)
+    columns = requests.post(f"{rest_url}:predict", json={"inputs": IMAGES.tolist()})
+    np.testing.assert_allclose(columns.json()["outputs"], expected, rtol=1e-6)
 
-        metadata = requests.get(f"{server.rest_url}/metadata").json()
-        assert metadata["model_spec"] == {"name": model, "version": "1", "signature_name": ""}
-        signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
-        dims = [int(d["size"]) for d in signature["inputs"]["inputs"]["tensor_shape"]["dim"]]
-        assert dims == [batch, 28, 28, 1]
-        assert signature["method_name"] == "tensorflow/serving/predict"
+    metadata = requests.get(f"{rest_url}/metadata").json()
+    assert metadata["model_spec"] == {"name": name, "version": "1", "signature_name": ""}
+    signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    dims = [int(d["size"]) for d in signature["inputs"]["inputs"]["tensor_shape"]["dim"]]
+    assert dims == [batch, 28, 28, 1]
+    assert signature["method_name"] == "tensorflow/serving/predict"
 
 
 @pytest.mark.parametrize("model, parameter", [("mnist_flax", 8), ("mnist_pure_jax", 6)])
-def test_the_batch_mismatch_errors_that_the_readme_quotes(exports, model, parameter):
+def test_the_batch_mismatch_errors_that_the_readme_quotes(exports, server, model, parameter):
     path = exports[model, 8]
     sixteen = np.concatenate([IMAGES, IMAGES])
     with pytest.raises(tf.errors.InvalidArgumentError) as direct:
@@ -100,21 +129,14 @@ def test_the_batch_mismatch_errors_that_the_readme_quotes(exports, model, parame
         "f32[8,28,28,1], argument shape: f32[16,28,28,1]"
     ) in str(direct.value)
     local = "input 'inputs' has shape [16, 28, 28, 1], the signature takes [8, 28, 28, 1]"
-    with local_server(model, os.path.dirname(path)) as server:
-        rest = requests.post(f"{server.rest_url}:predict", json={"instances": sixteen.tolist()})
-        assert rest.status_code == 400 and local in rest.json()["error"]
-        with pytest.raises(grpc.RpcError) as raw_grpc:
-            grpc_predict(server, sixteen)
-        assert raw_grpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-        assert local in raw_grpc.value.details()
-
-
-@pytest.fixture(scope="module")
-def mlp_server(exports):
-    """One server of the MLP for the error cases below, which must leave it serving."""
-    path = exports["mnist_pure_jax", -1]
-    with local_server("mnist_pure_jax", os.path.dirname(path)) as server:
-        yield server
+    name = served_name(model, 8)
+    rest_url = f"http://localhost:{server.rest_port}/v1/models/{name}"
+    rest = requests.post(f"{rest_url}:predict", json={"instances": sixteen.tolist()})
+    assert rest.status_code == 400 and local in rest.json()["error"]
+    with pytest.raises(grpc.RpcError) as raw_grpc:
+        grpc_predict(server, sixteen, name=name)
+    assert raw_grpc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert local in raw_grpc.value.details()
 
 
 GRPC_ERRORS = [
@@ -134,17 +156,15 @@ GRPC_ERRORS = [
 
 
 @pytest.mark.parametrize("spec, images, code, message", GRPC_ERRORS)
-def test_grpc_predict_errors_have_tensorflow_servings_codes(
-    mlp_server, spec, images, code, message
-):
+def test_grpc_predict_errors_have_tensorflow_servings_codes(server, spec, images, code, message):
     with pytest.raises(grpc.RpcError) as error:
-        grpc_predict(mlp_server, images, **spec)
+        grpc_predict(server, images, **spec)
     assert error.value.code() == code, spec
     assert message in error.value.details()
 
 
-def test_grpc_metadata_needs_a_field(mlp_server):
-    channel = grpc.insecure_channel(mlp_server.grpc_address)
+def test_grpc_metadata_needs_a_field(server):
+    channel = grpc.insecure_channel(server.grpc_address)
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     request = get_model_metadata_pb2.GetModelMetadataRequest()
     request.model_spec.name = "mnist_pure_jax"
@@ -158,8 +178,8 @@ def test_grpc_metadata_needs_a_field(mlp_server):
     assert list(signatures.signature_def["serving_default"].inputs) == ["inputs"]
 
 
-def test_grpc_status_of_a_version_and_of_an_unknown_one(mlp_server):
-    channel = grpc.insecure_channel(mlp_server.grpc_address)
+def test_grpc_status_of_a_version_and_of_an_unknown_one(server):
+    channel = grpc.insecure_channel(server.grpc_address)
     status_stub = model_service_pb2_grpc.ModelServiceStub(channel)
     status_request = get_model_status_pb2.GetModelStatusRequest()
     status_request.model_spec.name = "mnist_pure_jax"
@@ -192,8 +212,8 @@ MALFORMED_BODIES = [
 
 
 @pytest.mark.parametrize("body", MALFORMED_BODIES)
-def test_malformed_rest_body_gets_400(mlp_server, body):
-    response = requests.post(f"{mlp_server.rest_url}:predict", data=body, timeout=10)
+def test_malformed_rest_body_gets_400(server, body):
+    response = requests.post(f"{server.rest_url}:predict", data=body, timeout=10)
     assert response.status_code == 400, (body[:60], response.text)
     assert isinstance(response.json()["error"], str) and response.json()["error"]
 
@@ -212,23 +232,23 @@ WRONG_REQUESTS = [
 
 
 @pytest.mark.parametrize("method, path, code", WRONG_REQUESTS)
-def test_wrong_rest_requests_get_tensorflow_servings_codes(mlp_server, method, path, code):
-    url = f"http://localhost:{mlp_server.rest_port}{path}"
+def test_wrong_rest_requests_get_tensorflow_servings_codes(server, method, path, code):
+    url = f"http://localhost:{server.rest_port}{path}"
     response = requests.request(method, url, data=b"{}", timeout=10)
     assert response.status_code == code, (method, url, response.text)
     assert "error" in response.json()
 
 
-def test_the_server_still_serves_after_errors(mlp_server):
+def test_the_server_still_serves_after_errors(server):
     # Its own errors first, so that the test holds whichever tests ran before it.
     for body in (b"{", b'{"instances": [[1.0]]}', b"\xff"):
-        bad = requests.post(f"{mlp_server.rest_url}:predict", data=body, timeout=10)
+        bad = requests.post(f"{server.rest_url}:predict", data=body, timeout=10)
         assert bad.status_code == 400, bad.text
     bad_grpc = predict_pb2.PredictRequest()
-    bad_grpc.model_spec.name = mlp_server.model_name
-    with pytest.raises(grpc.RpcError), grpc.insecure_channel(mlp_server.grpc_address) as channel:
+    bad_grpc.model_spec.name = server.model_name
+    with pytest.raises(grpc.RpcError), grpc.insecure_channel(server.grpc_address) as channel:
         prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(bad_grpc, timeout=10)
-    good = requests.post(f"{mlp_server.rest_url}:predict", json={"instances": IMAGES.tolist()})
+    good = requests.post(f"{server.rest_url}:predict", json={"instances": IMAGES.tolist()})
     assert good.status_code == 200 and len(good.json()["predictions"]) == len(IMAGES)
 
 
@@ -321,7 +341,7 @@ def test_half_plus_two_answers_as_the_rest_documentation_shows(tmp_path):
 def test_hot_reload_while_requests_stream_and_broken_version_is_skipped(tmp_path):
     base = tmp_path / "mnist_pure_jax"
     export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
-    with local_server("mnist_pure_jax", base) as server:
+    with local_server("mnist_pure_jax", base, process=True) as server:
         versions_seen, errors, stop = [], [], threading.Event()
 
         def stream():
@@ -398,5 +418,5 @@ def test_export_writes_warmup_requests_that_the_server_replays(tmp_path, batch, 
     # And one request of the image signature, at its batch size (the smallest: 1).
     assert image_request.model_spec.signature_name == "predict_images"
     assert image_request.inputs["images"].tensor_shape.dim[0].size == min(sizes)
-    with local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax") as server:
+    with local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax", process=True) as server:
         assert f"{len(sizes) + 1} warmup requests" in server.log()

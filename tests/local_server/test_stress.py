@@ -116,7 +116,7 @@ def test_stress_under_change(tmp_path):
     export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
     phase = STRESS_SECONDS / 4
     with (
-        local_server("mnist_pure_jax", base) as server,
+        local_server("mnist_pure_jax", base, process=True) as server,
         StatusWatch(server, broken=3) as watch,
         Clients(server) as clients,
     ):
@@ -177,6 +177,7 @@ def test_idle_connections_take_no_threads_and_are_closed_by_the_server(tmp_path)
         tmp_path / "half_plus_two",
         f"--rest_idle_timeout_seconds={timeout}",
         "--rest_api_num_threads=8",
+        process=True,
     ) as server:
         session = requests.Session()
 

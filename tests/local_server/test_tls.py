@@ -152,7 +152,7 @@ def test_make_reload_over_tls(files, model, tmp_path):
         'model_platform: "tensorflow" } }\n'
     )
     with local_server("default", model, f"--ssl_config_file={files['ssl.config']}") as server:
-        started = Started("local", server.process.pid)
+        started = Started("local", os.getpid())  # reload reads only its kind.
         args = (str(config), str(model.parent), str(tmp_path / "host.config"), started)
         port = int(server.grpc_address.rsplit(":", 1)[1])
         tls = (files["ca.crt"], files["client.crt"], files["client.key"])
