@@ -87,7 +87,7 @@ demo: $(STAMP) ## export, serve, request over gRPC and REST, stop (MOCK_DATA=1: 
 TESTS ?= tests
 TEST_WORKERS ?= $(shell $(PYTHON3) -c 'import os; print((os.cpu_count() or 1) + 1)')
 test: $(STAMP) ## Run the tests (offline; TESTS=tests/core for the core's alone)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(TESTS)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(TESTS)
 
 # Only what the export wrote, never a running export's files (tools/exports.py).
 clean: ## Delete the SavedModels that `make export` wrote under MODEL_PATH

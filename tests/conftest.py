@@ -30,21 +30,35 @@ for _name in WALKTHROUGH_VARIABLES:
     os.environ.pop(_name, None)
 
 
-@pytest.hookimpl(tryfirst=True)  # Before pytest-xdist's, which reads the groups.
+# make test's work units (pytest -n N --dist loadfile --no-loadscope-reorder): a test file
+# runs on one worker, so that its module fixtures are made once, except the cases of these
+# tests, which share nothing and run each on a worker of its own.
+OWN_UNITS = ("tests/docs/test_docs_pages.py::test_the_page_runs_as_written[",)
+
+
+def work_unit(nodeid: str) -> str:
+    return nodeid if nodeid.startswith(OWN_UNITS) else nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """--dist loadfile, in work_unit's units (pytest-xdist's own scheduler otherwise)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Scheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return Scheduling(config, log)
+
+
 def pytest_collection_modifyitems(items):
-    """make test's work units (pytest -n N --dist loadgroup --no-loadscope-reorder): a test
-    file's tests run on one worker, so that its module fixtures are made once, unless a test
-    names a group of its own (xdist_group); the groups holding a slow test go first, so
-    that no long one starts last and leaves the other workers idle."""
-    for item in items:
-        if not any(item.iter_markers("xdist_group")):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
-    slow = {group(item) for item in items if any(item.iter_markers("slow"))}
-    items.sort(key=lambda item: group(item) not in slow)  # Stable: files stay in order.
-
-
-def group(item) -> str:
-    return next(item.iter_markers("xdist_group")).args[0]
+    """The units holding a slow test first, so that no long one starts last and leaves the
+    other workers idle; the order is otherwise kept (xdist sends the units in this order)."""
+    slow = {work_unit(item.nodeid) for item in items if any(item.iter_markers("slow"))}
+    items.sort(key=lambda item: work_unit(item.nodeid) not in slow)
 
 
 def export_options(model_path, **overrides) -> "saved_model_main.ExportOptions":

@@ -27,12 +27,9 @@ def test_every_topic_has_its_page():
     assert [page.stem for page in PAGES] == sorted(TOPICS)
 
 
-# Each page on a worker of its own (make test): the pages share nothing.
+# Each page a work unit of its own (conftest.OWN_UNITS): the pages share nothing.
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "page", [pytest.param(p, marks=pytest.mark.xdist_group(f"docs/{p.name}")) for p in PAGES],
-    ids=lambda page: page.name,
-)  # fmt: skip
+@pytest.mark.parametrize("page", PAGES, ids=lambda page: page.name)
 def test_the_page_runs_as_written(tmp_path, page):
     session = Session(tmp_path)
     try:

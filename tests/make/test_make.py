@@ -319,7 +319,7 @@ def test_export_and_test_keep_jaxs_compilation_cache_in_the_venv(tmp_path):
 
 
 def test_make_test_runs_a_worker_more_than_cores():
-    schedule = "--dist loadgroup --no-loadscope-reorder"  # conftest.py's work units, in order
+    schedule = "--dist loadfile --no-loadscope-reorder"  # conftest.py's work units, in order
     (default,) = dry_run("test")
     assert f" -n {(os.cpu_count() or 1) + 1} {schedule} tests" in default
     (chosen,) = dry_run("test", "TEST_WORKERS=2", "TESTS=tests/core")
