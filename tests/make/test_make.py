@@ -16,7 +16,7 @@ import sys
 
 import pytest
 from absl import flags
-from conftest import ROOT, export_model, free_port, run
+from conftest import ROOT, export_model, free_port, pytest_collection_modifyitems, run, work_unit
 
 import saved_model_main
 from serving import env, releases
@@ -324,6 +324,29 @@ def test_make_test_runs_a_worker_more_than_cores():
     assert f" -n {(os.cpu_count() or 1) + 1} {schedule} tests" in default
     (chosen,) = dry_run("test", "TEST_WORKERS=2", "TESTS=tests/core")
     assert chosen.endswith(f" -n 2 {schedule} tests/core")
+
+
+def test_make_tests_units_are_files_or_docs_pages_and_the_slow_ones_go_first():
+    page = "tests/docs/test_docs_pages.py::test_the_page_runs_as_written[production.md]"
+    assert work_unit(page) == page
+    assert work_unit("tests/docs/test_docs_pages.py::test_every_topic_has_its_page") == (
+        "tests/docs/test_docs_pages.py"
+    )
+    assert work_unit("tests/core/test_export.py::test_x[a-b]") == "tests/core/test_export.py"
+
+    class Item:
+        def __init__(self, nodeid: str, slow: bool = False):
+            self.nodeid, self.slow = nodeid, slow
+
+        def iter_markers(self, name: str):
+            return iter([name] if name == "slow" and self.slow else [])
+
+    items = [Item("tests/a.py::one"), Item("tests/b.py::one"), Item("tests/b.py::two", slow=True)]
+    items.append(Item(page, slow=True))
+    pytest_collection_modifyitems(items)
+    assert [item.nodeid for item in items] == [
+        "tests/b.py::one", "tests/b.py::two", page, "tests/a.py::one"
+    ]  # fmt: skip
 
 
 # ---- clean --------------------------------------------------------------------------
