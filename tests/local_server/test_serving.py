@@ -24,7 +24,7 @@ from tensorflow_serving.apis import (
 
 import serving_client
 from models import mnist_data
-from serving import model_status
+from serving import model_config, model_status
 
 IMAGES = mnist_data.scale_images(mnist_data.synthetic(8, seed=3).images)
 
@@ -74,18 +74,17 @@ def server(exports, tmp_path_factory):
     """One server of the four exports (a model config file), each under served_name; its own
     model (server.model_name, server.rest_url) is the MLP at any batch size. The error cases
     below must leave it serving."""
-    config = tmp_path_factory.mktemp("config") / "models.config"
-    config.write_text(
-        "model_config_list {\n"
-        + "".join(
-            f'  config {{ name: "{served_name(*key)}" base_path: "{os.path.dirname(path)}" '
-            'model_platform: "tensorflow" }\n'
-            for key, path in exports.items()
+    config = model_config.ModelServerConfig()
+    for key, path in exports.items():
+        config.model_config_list.config.add(
+            name=served_name(*key),
+            base_path=os.path.dirname(path),
+            model_platform=model_config.PLATFORM,
         )
-        + "}\n"
-    )
+    config_file = tmp_path_factory.mktemp("config") / "models.config"
+    model_config.write(config, str(config_file))
     mlp = os.path.dirname(exports["mnist_pure_jax", -1])  # Its config entry wins.
-    with local_server("mnist_pure_jax", mlp, f"--model_config_file={config}") as server:
+    with local_server("mnist_pure_jax", mlp, f"--model_config_file={config_file}") as server:
         for key in exports:
             model_status.wait_for(
                 f"http://localhost:{server.rest_port}/v1/models/{served_name(*key)}"
