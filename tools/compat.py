@@ -19,13 +19,15 @@ import re
 import shutil
 import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 from absl import app, flags
 
-import saved_model_lib
 from serving import releases, versions
 from serving.releases import release_key, release_of
-from tools import check_savedmodel
+
+if TYPE_CHECKING:
+    from saved_model_lib import XlaCallModuleInfo
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKER = os.path.join(HERE, "check_savedmodel.py")
@@ -116,6 +118,8 @@ def release_python(venv_dir: str, release: str, timeout: int) -> str:
 
 def check_release(python: str, release: str, saved_model_dir: str, timeout: int) -> dict:
     """Runs check_savedmodel.py with `python`; its findings, with `error` set on any failure."""
+    from tools import check_savedmodel
+
     try:
         done = subprocess.run(
             [python, CHECKER, f"--saved_model_dir={saved_model_dir}"],
@@ -204,6 +208,10 @@ def run() -> int:
         version, saved_model_dir = versions.find_version(base_dir, _MODEL_VERSION.value)
     except LookupError as e:
         raise CompatError(f"{e}: export one first (make export).") from e
+    # TensorFlow and JAX load only now, so that a bad flag or a missing export is told at once.
+    import saved_model_lib
+    from tools import check_savedmodel
+
     print(f"{_MODEL.value} version {version} ({saved_model_dir}):")
     print(describe_format(saved_model_lib.xla_call_modules(saved_model_dir)), flush=True)
     if not _RUN.value:
@@ -242,8 +250,10 @@ def run() -> int:
     return 0
 
 
-def describe_format(modules: list[saved_model_lib.XlaCallModuleInfo]) -> str:
+def describe_format(modules: "list[XlaCallModuleInfo]") -> str:
     """What the XlaCallModule ops need, and the releases that the format table says read them."""
+    from saved_model_lib import format_problems
+
     if not modules:
         return "  No XlaCallModule op: the model needs no particular TensorFlow Serving release."
     lines = [
@@ -253,7 +263,7 @@ def describe_format(modules: list[saved_model_lib.XlaCallModuleInfo]) -> str:
         for m, count in collections.Counter(modules).items()
     ]
     table = releases.RELEASES
-    readers = [r for r in table if not saved_model_lib.format_problems(modules, table[r])]
+    readers = [r for r in table if not format_problems(modules, table[r])]
     served = [r for r in readers if table[r].image_tag]
     if served:
         oldest = min(served, key=release_key)

@@ -10,8 +10,8 @@ drawing would be: the image signature answers the same for both.
 import os
 
 import numpy as np
-import tensorflow as tf
 from absl import app, flags
+from PIL import Image
 
 from models import mnist_data
 
@@ -44,8 +44,8 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"error: {e}") from None
     os.makedirs(_OUT.value, exist_ok=True)
     samples = sample_images(data, _COUNT.value)
-    for name, image in samples:
-        tf.io.write_file(os.path.join(_OUT.value, name), tf.io.encode_png(image))
+    for name, image in samples:  # Pillow: a grayscale PNG, without importing TensorFlow.
+        Image.fromarray(image[:, :, 0]).save(os.path.join(_OUT.value, name))
     pattern = os.path.join(_OUT.value, "*.png")
     print(f"Wrote {len(samples)} test digits to {_OUT.value}/ (make request IMAGES='{pattern}').")
 

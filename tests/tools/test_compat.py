@@ -173,13 +173,28 @@ def test_check_savedmodel_prints_one_json_line_and_its_exit_status(exported):
 def fake_venvs(root, *releases: str) -> str:
     """A --venv_dir where each release's Python is this one (TensorFlow 2.21), installed."""
     for release in releases:
-        bin_dir = root / f"tf-{release}" / "bin"
-        bin_dir.mkdir(parents=True)
         # A wrapper, not a link: a link outside a venv would not find the venv's packages.
-        (bin_dir / "python").write_text(f'#!/bin/sh\nexec {sys.executable} "$@"\n')
-        (bin_dir / "python").chmod(0o755)
-        (root / f"tf-{release}" / ".installed").write_text("fake\n")
+        fake_python(root, release, f'exec {sys.executable} "$@"')
     return str(root)
+
+
+def stand_in_venvs(root, found: dict[str, dict]) -> str:
+    """A --venv_dir where each release of `found` answers its check with those fields."""
+    for release, fields in found.items():
+        result = {**check_savedmodel.empty_result(), **fields}
+        fake_python(root, release, f"echo '{json.dumps(result)}'")
+    return str(root)
+
+
+def fake_python(root, release: str, body: str) -> None:
+    python = root / f"tf-{release}" / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(f"#!/bin/sh\n{body}\n")
+    python.chmod(0o755)
+    (root / f"tf-{release}" / ".installed").write_text("fake\n")
+
+
+RUNS = dict(loads=True, runs=True, max_abs_diff=0.0, matches=True)
 
 
 def run_compat(exported, *args: str) -> "subprocess.CompletedProcess":  # noqa: F821
@@ -189,25 +204,34 @@ def run_compat(exported, *args: str) -> "subprocess.CompletedProcess":  # noqa: 
 
 @pytest.mark.slow
 def test_compat_table_and_failing_when_a_required_release_fails(exported, tmp_path):
-    # A "2.16" virtualenv that holds another TensorFlow cannot vouch for 2.16.
-    venvs = fake_venvs(tmp_path, "2.16", "2.21")
+    # The release that runs the model checks it for real; a "2.16" virtualenv that holds
+    # another TensorFlow cannot vouch for 2.16.
+    fake_venvs(tmp_path / "venvs", "2.21")
+    venvs = stand_in_venvs(tmp_path / "venvs", {"2.16": dict(RUNS, tensorflow="2.21.0")})
     result = run_compat(exported, "--versions=2.16,2.21", f"--venv_dir={venvs}")
     assert result.returncode == 1
     assert "Must serve it: TensorFlow Serving 2.16 and newer (the export's TF_SERVING_VERSION)" in (
         result.stdout
     )
     assert "runs TensorFlow 2.21.0, not 2.16" in result.stdout
-    # The release that runs the model: its row, and the JAX answers matched.
     (row,) = [line for line in result.stdout.splitlines() if line.startswith("| 2.21 ")]
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[:4] == ["2.21", "2.21.0", "yes", "yes"] and cells[5:] == ["yes", ""]
     assert float(cells[4]) < 1e-5
     assert "FAILED: TensorFlow Serving 2.16 must serve it and cannot." in result.stdout
-    # Not required when the target is newer: the same table, exit status 0.
+    # Not required when the target is newer: a table with a failure, exit status 0.
+    venvs = stand_in_venvs(
+        tmp_path / "answers",
+        {
+            "2.16": dict(tensorflow="2.16.2", error="Cannot deserialize computation"),
+            "2.21": dict(RUNS, tensorflow="2.21.0"),
+        },
+    )
     result = run_compat(
         exported, "--versions=2.16,2.21", f"--venv_dir={venvs}", "--tf_serving_version=2.20"
     )
     assert result.returncode == 0, result.stdout
+    assert "| 2.16 | 2.16.2 | no | no |" in result.stdout
     assert "1/2 releases run" in result.stdout
 
 
@@ -238,13 +262,7 @@ def test_compat_of_a_nightly_export_requires_the_tensorflow_that_exported_it(
 ):
     """No release is promised for JAX's newest format. A stand-in 2.21 check: the target."""
     path = shared_export(model="mnist_pure_jax", num_epochs=0, tf_serving_version="nightly")
-    python = tmp_path / "tf-2.21" / "bin" / "python"
-    python.parent.mkdir(parents=True)
-    found = check_savedmodel.empty_result(tensorflow="2.21.0")
-    found.update(loads=True, runs=True, max_abs_diff=0.0, matches=True)
-    python.write_text(f"#!/bin/sh\necho '{json.dumps(found)}'\n")
-    python.chmod(0o755)
-    (tmp_path / "tf-2.21" / ".installed").write_text("stand-in\n")
+    stand_in_venvs(tmp_path, {"2.21": dict(RUNS, tensorflow="2.21.0")})
     result = run_compat(path, "--versions=2.21", f"--venv_dir={tmp_path}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "calling convention 10" in result.stdout
@@ -260,6 +278,13 @@ def test_make_distclean_deletes_the_virtualenvs_make_compat_makes(tmp_path):
     assert "--venv_dir=my-venvs" in compat.stdout.split()
     distclean = run(["make", "-n", "distclean", "COMPAT_DIR=my-venvs"])
     assert "rm -rf .venv .venv-checkov my-venvs" in distclean.stdout.splitlines()
+
+
+def test_compat_imports_neither_tensorflow_nor_jax_before_it_reads_an_export():
+    """A bad flag or a missing export is told at once, not after TensorFlow's import."""
+    check = "import sys, tools.compat; assert not {'tensorflow', 'jax'} & set(sys.modules)"
+    result = run([sys.executable, "-c", check])
+    assert result.returncode == 0, result.stderr
 
 
 def test_compat_names_the_variable_of_a_bad_release(tmp_path):

@@ -1,6 +1,8 @@
 """tools/sample_digits.py (make digits): MNIST as it is and as ink on paper, 4 times larger,
 and the image signature answers both as the float signature does."""
 
+import sys
+
 import numpy as np
 import tensorflow as tf
 from conftest import module, run
@@ -29,3 +31,10 @@ def test_samples_are_both_inks_and_get_the_float_signatures_answer(shared_export
     np.testing.assert_allclose(
         outputs[image_spec.PROBABILITIES], tf.nn.softmax(log_probabilities), rtol=0, atol=1e-6
     )
+
+
+def test_imports_no_tensorflow():
+    """`make digits` answers at once: Pillow writes the PNG files."""
+    check = "import sys, tools.sample_digits; assert 'tensorflow' not in sys.modules"
+    result = run([sys.executable, "-c", check])
+    assert result.returncode == 0, result.stderr
