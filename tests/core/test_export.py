@@ -320,6 +320,17 @@ def test_main_maps_the_flags_onto_the_options(main_export):
     assert sum(1 for _ in warmup) == len(saved_model_main.ExportOptions().warmup_batch_sizes) + 1
 
 
+def test_main_names_a_bad_data_file_and_exits_without_a_traceback(tmp_path):
+    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03garbage")
+    args = f"--data_dir={tmp_path}", f"--model_path={tmp_path / 'models'}"
+    with command_line(*args), pytest.raises(SystemExit) as exit_:
+        saved_model_main.main([])
+    assert str(exit_.value.code).startswith("error: ") and "t10k-images-idx3-ubyte" in str(
+        exit_.value.code
+    )
+    assert os.listdir(tmp_path / "models" / "mnist_flax") == []  # No version, no staging.
+
+
 def test_cpu_and_cuda_export_runs_on_cpu(main_export):
     path, _ = main_export
     assert serve(path, np.zeros((2, *INPUT_SHAPE))).shape == (2, 10)

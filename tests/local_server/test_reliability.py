@@ -17,7 +17,6 @@ import requests
 import tensorflow as tf
 from conftest import (
     ROOT,
-    export_cli,
     export_model,
     local_server,
     module,
@@ -428,13 +427,3 @@ def test_a_version_taken_while_exporting(export, tmp_path, monkeypatch, explicit
         path = export(model="mnist_pure_jax", num_epochs=0)
         assert tried == [1, 2] and path == str(tmp_path / "mnist_pure_jax" / "2")
         assert (tmp_path / "mnist_pure_jax" / "2" / "variables").is_dir()
-
-
-# ---- Data faults through the CLI ----------------------------------------------------
-
-
-def test_bad_data_dir_names_the_file_without_a_stack_trace(tmp_path):
-    (tmp_path / "t10k-images-idx3-ubyte").write_bytes(b"\x00\x00\x08\x03garbage")
-    result = export_cli(f"--data_dir={tmp_path}", f"--model_path={tmp_path / 'models'}")
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert "t10k-images-idx3-ubyte" in result.stderr
