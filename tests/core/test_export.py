@@ -325,9 +325,8 @@ def test_main_names_a_bad_data_file_and_exits_without_a_traceback(tmp_path):
     args = f"--data_dir={tmp_path}", f"--model_path={tmp_path / 'models'}"
     with command_line(*args), pytest.raises(SystemExit) as exit_:
         saved_model_main.main([])
-    assert str(exit_.value.code).startswith("error: ") and "t10k-images-idx3-ubyte" in str(
-        exit_.value.code
-    )
+    message = str(exit_.value.code)
+    assert message.startswith("error: ") and "t10k-images-idx3-ubyte" in message
     assert os.listdir(tmp_path / "models" / "mnist_flax") == []  # No version, no staging.
 
 
