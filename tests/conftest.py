@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 
@@ -28,6 +29,10 @@ WALKTHROUGH_VARIABLES = (
 )  # fmt: skip
 for _name in WALKTHROUGH_VARIABLES:
     os.environ.pop(_name, None)
+# A shell's background job (`make test &`) starts with SIGINT ignored, and so would every
+# process it starts; the tests send SIGINT to the exports they start, so take it back.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # make test's work units (pytest -n N --dist loadfile --no-loadscope-reorder): a test file
