@@ -33,8 +33,8 @@ def test_samples_are_both_inks_and_get_the_float_signatures_answer(shared_export
     )
 
 
-def test_imports_no_tensorflow():
+def test_imports_neither_tensorflow_nor_jax():
     """`make digits` answers at once: Pillow writes the PNG files."""
-    check = "import sys, tools.sample_digits; assert 'tensorflow' not in sys.modules"
+    check = "import sys, tools.sample_digits; assert not {'tensorflow', 'jax'} & set(sys.modules)"
     result = run([sys.executable, "-c", check])
     assert result.returncode == 0, result.stderr
