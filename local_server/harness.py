@@ -29,7 +29,11 @@ class _Server:
         self.model_name, self.base_path = model_name, str(base_path)
         self.grpc_port, self.rest_port = free_port(), free_port()
         self.grpc_address = f"localhost:{self.grpc_port}"
-        self.rest_url = f"http://localhost:{self.rest_port}/v1/models/{model_name}"
+        self.rest_url = self.model_url(model_name)
+
+    def model_url(self, name: str) -> str:
+        """The REST URL of model `name` on this server (its own: rest_url)."""
+        return f"http://localhost:{self.rest_port}/v1/models/{name}"
 
     def running(self) -> bool:
         raise NotImplementedError
@@ -41,11 +45,18 @@ class _Server:
         """version -> its status entry, as the REST API reports it ({} before any)."""
         return {s["version"]: s for s in model_status.version_states(self.rest_url)}
 
-    def wait_for(self, version: int, state: str = "AVAILABLE", timeout: float = 120) -> dict:
-        """Waits until `version` is in `state`; returns its status entry."""
+    def wait_for(
+        self,
+        version: int | None,
+        state: str = "AVAILABLE",
+        timeout: float = 120,
+        model: str | None = None,
+    ) -> dict:
+        """Waits until `version` (None: any) of `model` (None: its own) is in `state`; returns
+        a status entry that is."""
         try:
-            (entry,) = model_status.wait_for(
-                self.rest_url,
+            entries = model_status.wait_for(
+                self.model_url(model or self.model_name),
                 version=version,
                 state=state,
                 timeout=timeout,
@@ -58,7 +69,7 @@ class _Server:
             raise TimeoutError(
                 f"version {version} not {state} within {timeout} s ({e}):\n{self.log()}"
             ) from e
-        return entry
+        return entries[0]
 
 
 class LocalServer(_Server):

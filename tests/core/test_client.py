@@ -15,7 +15,6 @@ from conftest import answering_version, export_model, free_port, local_server, r
 import mnist_client
 import serving_client
 from models import mnist_data, progress
-from serving import model_status
 from serving.env import DEFAULTS
 
 IMAGES = mnist_data.scale_images(mnist_data.synthetic(8, seed=4).images)
@@ -155,7 +154,7 @@ def server(tmp_path_factory):
     flags = f"--model_config_file={config}", "--allow_version_labels_for_unavailable_models"
     with local_server("mlp", root, *flags) as server:
         for name in bases:
-            model_status.wait_for(f"http://localhost:{server.rest_port}/v1/models/{name}")
+            server.wait_for(None, model=name)
         yield server
 
 

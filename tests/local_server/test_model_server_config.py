@@ -51,7 +51,7 @@ def test_good_model_config(tmp_path, models):
     path = config_file(tmp_path, models, "half_plus_two", "half_plus_three")
     with local_server("ignored", models / "none", f"--model_config_file={path}", version=None) as s:
         for name in ("half_plus_two", "half_plus_three"):
-            wait_available(s, name)
+            s.wait_for(None, timeout=60, model=name)
         assert predict(s, "half_plus_two") == 3.0
         assert predict(s, "half_plus_three") == 4.0
 
@@ -73,11 +73,11 @@ def test_model_config_reload(tmp_path, models, poll_seconds, reloaded):
     path = config_file(tmp_path, models, "half_plus_two")
     flags = (f"--model_config_file={path}", f"--model_config_file_poll_wait_seconds={poll_seconds}")
     with local_server("ignored", models / "none", *flags, version=None) as s:
-        wait_available(s, "half_plus_two")
+        s.wait_for(None, timeout=60, model="half_plus_two")
         assert predict(s, "half_plus_two") == 3.0
         config_file(tmp_path, models, "half_plus_three")
         if reloaded:
-            wait_available(s, "half_plus_three")
+            s.wait_for(None, timeout=60, model="half_plus_three")
             assert predict(s, "half_plus_three") == 4.0
             with pytest.raises(grpc.RpcError) as error:  # Left the config: unloaded.
                 predict(s, "half_plus_two")
@@ -108,20 +108,3 @@ def test_prometheus_endpoint(tmp_path, models):
             ':tensorflow:serving:request_latency_count{model_name="half_plus_two",API="Predict",'
             'entrypoint="GRPC"} 1' in answer.text
         )
-
-
-def wait_available(server, name: str, seconds: float = 60) -> None:
-    url = f"http://localhost:{server.rest_port}/v1/models/{name}"
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            states = [
-                s["state"]
-                for s in requests.get(url, timeout=5).json().get("model_version_status", [])
-            ]
-            if "AVAILABLE" in states:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{name} not AVAILABLE within {seconds} s:\n{server.log()}")

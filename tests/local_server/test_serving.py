@@ -24,7 +24,7 @@ from tensorflow_serving.apis import (
 
 import serving_client
 from models import mnist_data
-from serving import model_config, model_status
+from serving import model_config
 
 IMAGES = mnist_data.scale_images(mnist_data.synthetic(8, seed=3).images)
 
@@ -86,9 +86,7 @@ def server(exports, tmp_path_factory):
     mlp = os.path.dirname(exports["mnist_pure_jax", -1])  # Its config entry wins.
     with local_server("mnist_pure_jax", mlp, f"--model_config_file={config_file}") as server:
         for key in exports:
-            model_status.wait_for(
-                f"http://localhost:{server.rest_port}/v1/models/{served_name(*key)}"
-            )
+            server.wait_for(None, model=served_name(*key))
         yield server
 
 
@@ -98,7 +96,7 @@ def test_grpc_and_rest_equal_in_process_savedmodel(exports, server, model, batch
     path = exports[model, batch]
     expected = in_process(path, IMAGES)
     name = served_name(model, batch)
-    rest_url = f"http://localhost:{server.rest_port}/v1/models/{name}"
+    rest_url = server.model_url(name)
     response = grpc_predict(server, IMAGES, name=name)
     assert response.model_spec.version.value == 1
     assert response.model_spec.signature_name == "serving_default"
@@ -129,7 +127,7 @@ def test_the_batch_mismatch_errors_that_the_readme_quotes(exports, server, model
     ) in str(direct.value)
     local = "input 'inputs' has shape [16, 28, 28, 1], the signature takes [8, 28, 28, 1]"
     name = served_name(model, 8)
-    rest_url = f"http://localhost:{server.rest_port}/v1/models/{name}"
+    rest_url = server.model_url(name)
     rest = requests.post(f"{rest_url}:predict", json={"instances": sixteen.tolist()})
     assert rest.status_code == 400 and local in rest.json()["error"]
     with pytest.raises(grpc.RpcError) as raw_grpc:
@@ -330,9 +328,7 @@ def test_half_plus_two_answers_as_the_rest_documentation_shows(tmp_path):
                 }
             ]
         }
-        response = requests.post(
-            f"http://localhost:{server.rest_port}/v1/models/half:predict", data="{}"
-        )
+        response = requests.post(f"{server.model_url('half')}:predict", data="{}")
         assert response.status_code == 404
         assert response.json() == {"error": "Servable not found for request: Latest(half)"}
 
