@@ -52,8 +52,8 @@ def classify(
     client: GrpcClient | RestClient, images: Sequence[bytes]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Encoded images -> (their digits (N,), their probabilities (N, 10)), in one request."""
-    outputs = client.predict_signature(
-        image_spec.SIGNATURE_NAME, {image_spec.INPUT_NAME: np.array(images, dtype=object)}
+    outputs = client.predict(
+        {image_spec.INPUT_NAME: np.array(images, dtype=object)}, image_spec.SIGNATURE_NAME
     )
     return outputs[image_spec.CLASSES], outputs[image_spec.PROBABILITIES]
 

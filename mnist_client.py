@@ -63,7 +63,7 @@ def send_batches(
 
     def send(images: np.ndarray) -> tuple[float, np.ndarray]:
         start = time.perf_counter()
-        outputs = client.predict(input_name, mnist_data.scale_images(images))
+        outputs = client.predict({input_name: mnist_data.scale_images(images)})
         return time.perf_counter() - start, np.argmax(outputs, axis=1)
 
     batches = list(mnist_data.batches(data, batch_size))

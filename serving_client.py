@@ -1,7 +1,7 @@
 """Clients of one model on TensorFlow Serving, over gRPC or REST, answering the same calls.
 
     client = GrpcClient("localhost:8500", "mnist_flax", timeout=30)  # RestClient: port 8501
-    log_probabilities = client.predict("inputs", images)  # images: float32 (16, 28, 28, 1)
+    log_probabilities = client.predict({"inputs": images})  # images: float32 (16, 28, 28, 1)
 
 Every failure is a RequestError that says what to do. Only GrpcClient imports
 tensorflow-serving-api's messages, which import TensorFlow (seconds), at its first call.
@@ -87,22 +87,15 @@ class GrpcClient:
         packed = response.metadata["signature_def"]  # A SignatureDefMap, in a protobuf Any.
         return json_format.MessageToDict(packed, preserving_proto_field_name=True)["signature_def"]
 
-    def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
-        """`images`, float32 (N, 28, 28, 1) in [0, 1] -> the model's output."""
+    def predict(self, inputs: dict, signature_name: str = SIGNATURE) -> np.ndarray | dict:
+        """{input name: array} -> the only output's array, or {output name: array}: as REST."""
         import tensorflow as tf
 
-        request = self.predict_request({input_name: images})
+        request = self.predict_request(inputs, signature_name)
         with _errors(self.address):
             response = self._stub.Predict(request, timeout=self.timeout)
-        (output,) = response.outputs.values()
-        return tf.make_ndarray(output)
-
-    def predict_signature(self, signature_name: str, inputs: dict) -> dict[str, np.ndarray]:
-        """Predict on any signature of the model: {input name: array} -> {output name: array}."""
-        import tensorflow as tf
-
-        response = self.send(self.predict_request(inputs, signature_name))
-        return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+        outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+        return outputs.popitem()[1] if len(outputs) == 1 else outputs
 
     def predict_request(self, inputs: dict, signature_name: str = SIGNATURE):
         """The PredictRequest of {input name: array} to a signature of the model."""
@@ -142,14 +135,9 @@ class RestClient:
         metadata = self._request("GET", f"{self._url}/metadata")["metadata"]
         return metadata["signature_def"]["signature_def"]
 
-    def predict(self, input_name: str, images: np.ndarray) -> np.ndarray:
-        """`images`, float32 (N, 28, 28, 1) in [0, 1] -> the model's output."""
-        body = self.predict_body({input_name: images})
-        return np.asarray(self._request("POST", self.predict_url, body)["outputs"], np.float32)
-
-    def predict_signature(self, signature_name: str, inputs: dict) -> dict | np.ndarray:
-        """Predict on any signature: {input name: array} -> {output name: array}, or the
-        array of a signature's only output (REST names it "outputs" alone)."""
+    def predict(self, inputs: dict, signature_name: str = SIGNATURE) -> np.ndarray | dict:
+        """{input name: array} -> the only output's array (REST does not name it), or
+        {output name: array}. JSON carries no dtype: floats come back as float64."""
         body = self.predict_body(inputs, signature_name)
         outputs = self._request("POST", self.predict_url, body)["outputs"]
         if not isinstance(outputs, dict):

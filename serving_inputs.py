@@ -89,9 +89,9 @@ def send_file(client, path: str, wait: float) -> dict[str, np.ndarray]:
 
 def send(client, named: dict[str, np.ndarray], signature: dict) -> dict[str, np.ndarray]:
     """Sends one request; the outputs by the signature's output names, in its dtypes."""
-    answer = client.predict_signature(SIGNATURE, named)
+    answer = client.predict(named)
     outputs = signature.get("outputs", {})
-    if not isinstance(answer, dict):  # REST names a single output's answer "outputs" only.
+    if not isinstance(answer, dict):  # A single output's answer comes unnamed.
         answer = {next(iter(outputs)): answer}
     return {
         name: np.asarray(value, dtype=tensor_spec(outputs[name])[0] if name in outputs else None)

@@ -389,7 +389,7 @@ def bench_serving(
             # make request's client: each request built from numpy, on the same cores.
             client = load_clients(api, server, model_name)
             bound = batch * calls_per_s(lambda: predict(images16), 4, 1.5)
-            built = timed_load(server, lambda: lambda: client.predict(name, images16), 4, seconds)  # noqa: B023
+            built = timed_load(server, lambda: lambda: client.predict({name: images16}), 4, seconds)  # noqa: B023
             rows.append(
                 Row(
                     f"served {api}, batch {batch}, 4 clients, through serving_client (builds each"
@@ -404,7 +404,7 @@ def bench_serving(
         for size in (1, 4, 16, 64, 256):
             images = mnist_data.scale_images(mnist_data.synthetic(size).images)
             local = statistics.median(timed(lambda: predict(images), repeats))  # noqa: B023
-            served = statistics.median(timed(lambda: client.predict(INPUT, images), repeats))  # noqa: B023
+            served = statistics.median(timed(lambda: client.predict({INPUT: images}), repeats))  # noqa: B023
             latencies[size] = (local * 1000, served * 1000)
     finally:
         server.stop()

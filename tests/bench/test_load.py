@@ -61,7 +61,7 @@ def rest_client(server, model="mnist_pure_jax"):
 
 def test_senders_load_the_server_with_the_clients_requests(server):
     name = mnist_client.check_model(grpc_client(server), len(IMAGES))
-    grpc_client(server).predict(name, IMAGES)  # Compiles batch 4 before the timed runs.
+    grpc_client(server).predict({name: IMAGES})  # Compiles batch 4 before the timed runs.
     for send in (
         load.predict_sender(grpc_client(server), name, IMAGES),
         load.rest_sender(rest_client(server), name, IMAGES),

@@ -44,7 +44,8 @@ class Digits:
         self.fail, self.delay, self.calls, self.in_flight, self.most = fail, delay, 0, 0, 0
         self.lock = threading.Lock()
 
-    def predict(self, input_name, images):
+    def predict(self, inputs):
+        (images,) = inputs.values()
         with self.lock:
             batch, self.calls = self.calls, self.calls + 1
             self.in_flight += 1
@@ -170,19 +171,20 @@ def test_both_clients_learn_the_input_and_predict_the_same(server):
     for client in (grpc_client, rest_client):
         client.wait_ready(5)
         assert mnist_client.check_model(client, len(IMAGES)) == "inputs"
-    by_grpc, by_rest = (client.predict("inputs", IMAGES) for client in (grpc_client, rest_client))
-    assert by_grpc.shape == (len(IMAGES), 10) and by_grpc.dtype == by_rest.dtype == np.float32
+    by_grpc, by_rest = (client.predict({"inputs": IMAGES}) for client in (grpc_client, rest_client))
+    assert by_grpc.shape == (len(IMAGES), 10) and by_grpc.dtype == np.float32
+    assert by_rest.dtype == np.float64  # JSON carries no dtype.
     np.testing.assert_allclose(by_grpc, by_rest, rtol=1e-6)
     assert answering_version(grpc_client, "inputs", IMAGES) == 1
 
 
 def test_a_label_asks_the_version_it_names(server):
     for client in clients(server, label="stable"):
-        assert client.predict("inputs", IMAGES).shape == (len(IMAGES), 10)
+        assert client.predict({"inputs": IMAGES}).shape == (len(IMAGES), 10)
     assert answering_version(clients(server, label="stable")[0], "inputs", IMAGES) == 1
     for client in clients(server, label="nope"):
         with pytest.raises(serving_client.RequestError, match="nope"):
-            client.predict("inputs", IMAGES)
+            client.predict({"inputs": IMAGES})
 
 
 def test_check_model_stops_a_batch_size_the_export_does_not_take(server):

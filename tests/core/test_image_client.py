@@ -16,7 +16,7 @@ class FakeClient:
     def __init__(self):
         self.batches = []
 
-    def predict_signature(self, signature_name: str, inputs: dict) -> dict:
+    def predict(self, inputs: dict, signature_name: str) -> dict:
         assert signature_name == image_spec.SIGNATURE_NAME
         images = list(inputs[image_spec.INPUT_NAME])
         self.batches.append(len(images))

@@ -81,11 +81,11 @@ def test_files_that_are_not_arrays_are_refused(tmp_path):
 
 
 def test_outputs_are_named_and_typed_from_the_signature():
-    class RestLike:  # REST's columnar answer names a single output "outputs" only.
-        def predict_signature(self, signature_name, named):
+    class Client:  # Both clients answer a single output's array unnamed.
+        def predict(self, named):
             return np.array([[1.5], [2.5]])
 
-    outputs = serving_inputs.send(RestLike(), good(), SIGNATURE)
+    outputs = serving_inputs.send(Client(), good(), SIGNATURE)
     assert list(outputs) == ["output_0"] and outputs["output_0"].dtype == np.float32
     assert serving_inputs.describe(outputs).splitlines()[0] == "output_0: float32 (2, 1)"
 

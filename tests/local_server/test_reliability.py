@@ -248,11 +248,11 @@ def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(tmp_pat
     class StopsTheServerAfterThreeRequests:
         calls = 0
 
-        def predict(self, input_name, images):
+        def predict(self, inputs):
             self.calls += 1
             if self.calls == 4:
                 server.stop()
-            return client.predict(input_name, images)
+            return client.predict(inputs)
 
     data = mnist_data.synthetic(64)
     summary = mnist_client.send_batches(StopsTheServerAfterThreeRequests(), "inputs", data, 4)
@@ -272,7 +272,7 @@ def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(tmp_pat
         deadline = time.monotonic() + 60
         while True:
             try:
-                client.predict("inputs", GOOD)
+                client.predict({"inputs": GOOD})
                 break
             except serving_client.RequestError:
                 assert time.monotonic() < deadline, "no answer after the restart"

@@ -315,10 +315,12 @@ def test_half_plus_two_answers_as_the_rest_documentation_shows(tmp_path):
         # (json.loads: requests' response.json() uses simplejson, which refuses NaN.)
         nan, minus_inf, number = json.loads(response.text)["predictions"]
         assert math.isnan(nan) and minus_inf == -math.inf and number == 502.0
-        # The client's JSON carries float32 values exactly, however many digits they need.
+        # The client's JSON carries float32 values exactly, however many digits they need
+        # (read back as float64, JSON having no dtype, then as the signature's float32).
         values = np.random.default_rng(0).random(64, dtype=np.float32)
         client = serving_client.RestClient(f"localhost:{server.rest_port}", "half_plus_two", 10)
-        np.testing.assert_array_equal(client.predict("x", values), values * 0.5 + 2)
+        answer = client.predict({"x": values}).astype(np.float32)
+        np.testing.assert_array_equal(answer, values * 0.5 + 2)
         assert requests.get(server.rest_url).json() == {
             "model_version_status": [
                 {

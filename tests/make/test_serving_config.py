@@ -128,7 +128,7 @@ class Load:
     def _run(self):
         while not self._stop.is_set():
             try:
-                self.client.predict(self.input_name, self.images)
+                self.client.predict({self.input_name: self.images})
                 self.ok += 1
             except serving_client.RequestError as e:
                 self.failures.append(str(e))
