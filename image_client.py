@@ -53,7 +53,8 @@ def classify(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Encoded images -> (their digits (N,), their probabilities (N, 10)), in one request."""
     outputs = client.predict(
-        {image_spec.INPUT_NAME: np.array(images, dtype=object)}, image_spec.SIGNATURE_NAME
+        {image_spec.INPUT_NAME: np.array(images, dtype=object)},
+        signature_name=image_spec.SIGNATURE_NAME,
     )
     return outputs[image_spec.CLASSES], outputs[image_spec.PROBABILITIES]
 

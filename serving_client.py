@@ -137,7 +137,8 @@ class RestClient:
 
     def predict(self, inputs: dict, signature_name: str = SIGNATURE) -> np.ndarray | dict:
         """{input name: array} -> the only output's array (REST does not name it), or
-        {output name: array}. JSON carries no dtype: floats come back as float64."""
+        {output name: array}. JSON carries no dtype: numbers come back as float64 or int64
+        (serving_inputs.send casts them to the signature's)."""
         body = self.predict_body(inputs, signature_name)
         outputs = self._request("POST", self.predict_url, body)["outputs"]
         if not isinstance(outputs, dict):
@@ -148,7 +149,7 @@ class RestClient:
     def predict_body(inputs: dict, signature_name: str = SIGNATURE) -> bytes:
         """The :predict request's JSON, columnar ("inputs"): each float32 as the shortest text
         that reads back the same (orjson, fast), bytes as {"b64": ...}. A single input goes
-        unnamed, as the signature's only one: the form the local server parses fastest."""
+        unnamed, as the signature's only one: the form local_server/ parses fastest."""
         columns = {
             name: [{"b64": base64.b64encode(b).decode()} for b in value]
             if np.asarray(value).dtype.kind in "SO"

@@ -1,8 +1,9 @@
 """Send your own arrays (a .npy, or a .npz of named inputs) to any served model; its outputs.
 
     arrays = serving_inputs.load("inputs.npz")          # {"numeric": ..., "onehot": ...}
-    named = serving_inputs.match_signature(arrays, client.signatures()["serving_default"])
-    outputs = serving_inputs.send(client, named)          # {"output_0": array}
+    signature = client.signatures()["serving_default"]
+    named = serving_inputs.match_signature(arrays, signature)
+    outputs = serving_inputs.send(client, named, signature)  # {"output_0": array}
 
 The arrays are checked against the signature the server reports (names, dtypes, shapes,
 -1 for any size) before anything is sent. No TensorFlow: REST needs only numpy.
@@ -69,7 +70,7 @@ def match_signature(
         fits = len(dims) == array.ndim and all(
             d in (-1, n) for d, n in zip(dims, array.shape, strict=True)
         )
-        if array.dtype != np.dtype(dtype if dtype in DTYPES.values() else "V") or not fits:
+        if dtype not in DTYPES.values() or array.dtype != np.dtype(dtype) or not fits:
             raise InputsError(
                 f"{source}: input '{name}' is {array.dtype} {tuple(array.shape)}, the signature "
                 f"takes {dtype} {tuple(dims)} (-1: any size); convert it, e.g. "
@@ -88,13 +89,14 @@ def send_file(client, path: str, wait: float) -> dict[str, np.ndarray]:
 
 
 def send(client, named: dict[str, np.ndarray], signature: dict) -> dict[str, np.ndarray]:
-    """Sends one request; the outputs by the signature's output names, in its dtypes."""
+    """Sends one request; the outputs by the signature's output names, numbers in its dtypes
+    (REST's JSON has none) and others, such as strings, as they come."""
     answer = client.predict(named)
     outputs = signature.get("outputs", {})
     if not isinstance(answer, dict):  # A single output's answer comes unnamed.
         answer = {next(iter(outputs)): answer}
     return {
-        name: np.asarray(value, dtype=tensor_spec(outputs[name])[0] if name in outputs else None)
+        name: np.asarray(value, dtype=DTYPES.get(outputs.get(name, {}).get("dtype")))
         for name, value in answer.items()
     }
 

@@ -90,6 +90,17 @@ def test_outputs_are_named_and_typed_from_the_signature():
     assert serving_inputs.describe(outputs).splitlines()[0] == "output_0: float32 (2, 1)"
 
 
+def test_several_outputs_keep_their_names_and_strings_come_as_they_are():
+    class Client:  # Several outputs come by name; REST's JSON gives strings and float64.
+        def predict(self, named):
+            return {"scores": [[0.25, 0.75]], "label": ["seven"]}
+
+    outputs = {"scores": tensor("DT_FLOAT", -1, 2), "label": tensor("DT_STRING", -1)}
+    answer = serving_inputs.send(Client(), good(), {**SIGNATURE, "outputs": outputs})
+    assert answer["scores"].dtype == np.float32 and answer["label"].tolist() == ["seven"]
+    assert serving_inputs.describe(answer).splitlines()[0] == "label: <U5 (1,)"
+
+
 def test_the_exports_inputs_are_checked_against_the_models_specs(tmp_path):
     np.savez(tmp_path / "bad.npz", numeric=np.zeros((2, 6), np.float32))
     options = export_options(
