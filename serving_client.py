@@ -137,8 +137,7 @@ class RestClient:
 
     def predict(self, inputs: dict, signature_name: str = SIGNATURE) -> np.ndarray | dict:
         """{input name: array} -> the only output's array (REST does not name it), or
-        {output name: array}. JSON carries no dtype: numbers come back as float64 or int64
-        (serving_inputs.send casts them to the signature's)."""
+        {output name: array}; numbers as float64 or int64, JSON having no dtype."""
         body = self.predict_body(inputs, signature_name)
         outputs = self._request("POST", self.predict_url, body)["outputs"]
         if not isinstance(outputs, dict):
