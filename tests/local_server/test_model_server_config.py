@@ -61,7 +61,10 @@ def test_bad_model_config(tmp_path, models):
     path.write_text("improperly formatted file")  # TensorFlow Serving's testdata file.
     log = tmp_path / "server.log"
     server = LocalServer("ignored", models, log, f"--model_config_file={path}")
-    assert server.process.wait(timeout=60) != 0
+    try:
+        assert server.process.wait(timeout=60) != 0
+    finally:
+        server.stop()  # Only if it is still running, when the test has failed.
     assert "Error parsing text-format tensorflow.serving.ModelServerConfig" in log.read_text()
 
 

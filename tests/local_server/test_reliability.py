@@ -237,25 +237,24 @@ def test_server_binds_to_localhost_only(fuzz_server):
 def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(tmp_path, caplog):
     import mnist_client
     import serving_client
-    from local_server.harness import LocalServer, free_port
+    from local_server.harness import free_port
 
     export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
     base = tmp_path / "mnist_pure_jax"
-    server = LocalServer("mnist_pure_jax", base, tmp_path / "a.log")
-    server.wait_for(1)
-    client = serving_client.GrpcClient(server.grpc_address, "mnist_pure_jax", timeout=2)
+    with local_server("mnist_pure_jax", base, process=True) as server:
+        client = serving_client.GrpcClient(server.grpc_address, "mnist_pure_jax", timeout=2)
 
-    class StopsTheServerAfterThreeRequests:
-        calls = 0
+        class StopsTheServerAfterThreeRequests:
+            calls = 0
 
-        def predict(self, inputs):
-            self.calls += 1
-            if self.calls == 4:
-                server.stop()
-            return client.predict(inputs)
+            def predict(self, inputs):
+                self.calls += 1
+                if self.calls == 4:
+                    server.stop()
+                return client.predict(inputs)
 
-    data = mnist_data.synthetic(64)
-    summary = mnist_client.send_batches(StopsTheServerAfterThreeRequests(), "inputs", data, 4)
+        data = mnist_data.synthetic(64)
+        summary = mnist_client.send_batches(StopsTheServerAfterThreeRequests(), "inputs", data, 4)
     failed = [r.getMessage() for r in caplog.records if "failed:" in r.getMessage()]
     assert summary["failed"] == len(failed) == 16 - 3
     assert summary["requests"] == 3 and summary["images"] == 12
@@ -294,13 +293,17 @@ def test_request_script_exit_status_and_count_when_the_server_is_gone(tmp_path):
         # Stop the server once the script has sent its first batches. The script
         # is paused meanwhile: its 256 requests take well under a second, so it
         # could otherwise finish before the server has stopped.
-        for line in client.stderr:
-            if "batch 5:" in line:
-                break
-        client.send_signal(signal.SIGSTOP)
-        server.stop()
-        client.send_signal(signal.SIGCONT)
-        stdout, stderr = client.communicate(timeout=120)
+        try:
+            for line in client.stderr:
+                if "batch 5:" in line:
+                    break
+            client.send_signal(signal.SIGSTOP)
+            server.stop()
+            client.send_signal(signal.SIGCONT)
+            stdout, stderr = client.communicate(timeout=120)
+        finally:
+            client.kill()  # Only if the test failed before the script ended: ours, by pid.
+            client.wait()
     assert client.returncode == 1
     assert "Traceback" not in stderr
     assert "failed: the server at" in stderr
