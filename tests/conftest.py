@@ -157,6 +157,14 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, **kwargs)
 
 
+def heavy_imports(module: str) -> list[str]:
+    """Which of TensorFlow and JAX a fresh Python has loaded once it imports `module`."""
+    code = f"import sys, {module}; print(*sorted({{'tensorflow', 'jax'}} & set(sys.modules)))"
+    result = run([sys.executable, "-c", code])
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout.split()
+
+
 def answering_version(client, input_name: str, images) -> int:
     """The version of the model that answers a Predict of `images` (a serving_client.GrpcClient)."""
     return client.send(client.predict_request({input_name: images})).model_spec.version.value
