@@ -7,6 +7,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -155,6 +156,14 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
     env = dict(os.environ, **kwargs.pop("env", {}))
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env["PATH"]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, **kwargs)
+
+
+def wait_until(predicate, seconds: float = 10) -> None:
+    """Polls `predicate` every millisecond until it holds; fails after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
 
 
 def heavy_imports(module: str) -> list[str]:

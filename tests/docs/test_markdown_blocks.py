@@ -1,9 +1,8 @@
 """The runner of the documentation's commands: a broken command or a changed output fails a
 page, and the output rules (`...`, varying numbers, the session's values) hold."""
 
-import time
-
 import pytest
+from conftest import wait_until
 from markdown_blocks import (
     SESSION_ID,
     DocError,
@@ -144,9 +143,7 @@ def test_processes_a_page_leaves_running_are_ended(tmp_path):
     run_page(session, page(tmp_path, '```sh\nsleep 600 &\necho $! > "$TMPDIR/sleeper.pid"\n```\n'))
     pid = int((tmp_path / "tmp" / "sleeper.pid").read_text())
     # Until the sleeper's exec ends, /proc shows it no environment: wait for it to show one.
-    deadline = time.monotonic() + 10
-    while pid not in session_processes(session.env[SESSION_ID]) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: pid in session_processes(session.env[SESSION_ID]))
     assert pid in session_processes(session.env[SESSION_ID])  # still running
     session.close()
     assert pid not in session_processes(session.env[SESSION_ID])

@@ -6,11 +6,11 @@ and TensorFlow Serving's errors.
 """
 
 import threading
-import time
 
 import grpc
 import numpy as np
 import pytest
+from conftest import wait_until
 from google.protobuf import text_format
 
 from local_server.batching import (
@@ -164,13 +164,6 @@ def test_a_full_queue_is_unavailable(scheduler_factory):
         gate.set()
         first.join(10)
         second.join(10)
-
-
-def wait_until(predicate, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.001)
 
 
 def scheduler_busy(scheduler) -> bool:
