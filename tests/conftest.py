@@ -8,12 +8,15 @@ import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 
-import saved_model_main
 from local_server.harness import LocalServer, ThreadServer, free_port
 from local_server.options import ServerOptions
+
+if TYPE_CHECKING:  # Imported where a test exports: see export_options.
+    import saved_model_main
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -70,6 +73,10 @@ def pytest_collection_modifyitems(items):
 def export_options(model_path, **overrides) -> "saved_model_main.ExportOptions":
     """The options of a quick export under model_path: mock data, 1 epoch, and warmup at
     batch 1 only (a server compiles each warmup size when it loads the version)."""
+    # Imported here, with TensorFlow and JAX, by the workers whose tests export: make test's
+    # controller loads this file too, and starts the workers sooner without them.
+    import saved_model_main
+
     settings = dict(
         mock_data=True, num_epochs=1, model_path=str(model_path), warmup_batch_sizes=(1,)
     )
@@ -82,6 +89,8 @@ def export_options(model_path, **overrides) -> "saved_model_main.ExportOptions":
 
 def export_model(model_path, **overrides) -> str:
     """Trains on mock data and exports, in this process; returns the version path."""
+    import saved_model_main
+
     return saved_model_main.train_and_export(export_options(model_path, **overrides))
 
 
@@ -99,7 +108,7 @@ def shared_export(tmp_path_factory):
     test that asks for the same options gets the same version: read it, never change it
     (copy it first, e.g. with shutil.copytree).
     """
-    paths: dict[saved_model_main.ExportOptions, str] = {}
+    paths: dict = {}  # ExportOptions -> version path
 
     def shared(**overrides) -> str:
         key = export_options("", **overrides)

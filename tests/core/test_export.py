@@ -24,6 +24,8 @@ import saved_model_main
 from models import INPUT_SHAPE, export_lib, get_model, mnist_data
 from serving import versions
 
+pytestmark = pytest.mark.slow  # Its exports and servers add up to most of a minute.
+
 ExportError = saved_model_main.ExportError
 
 

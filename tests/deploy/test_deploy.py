@@ -246,6 +246,9 @@ def test_make_manifests_refuses_nightly_and_renders_nothing(tmp_path):
 # ---- The Makefile: kubectl from .venv, MODELS_URI kept, the placeholder refused -------
 
 VENV_KUBECTL = ".venv/bin/kubectl"
+# The tests of make's flow below skip checkov, most of a deploy check's time: its findings
+# are test_scan.py's, and the next test runs make deploy-check with it.
+NO_CHECKOV = "CHECKOV="
 
 
 def make(*args: str, path: str | None = None) -> subprocess.CompletedProcess:
@@ -306,6 +309,7 @@ def test_make_deploy_check_and_the_deploy_command(tmp_path):
     result = make("deploy-check", f"DEPLOY_OUT={out}")
     assert result.returncode == 0, result.stderr
     assert "objects valid (Kubernetes 1.32, strict)" in result.stdout
+    assert "checkov finds nothing unjustified" in result.stdout
     assert "rendered for MODELS_URI=gs://YOUR-BUCKET/models, a placeholder" in result.stdout
     for target in ("manifests", "deploy-check", "deploy"):
         commands = dry_run(target, f"DEPLOY_OUT={out}", "MODELS_URI=gs://b/models")
@@ -325,7 +329,7 @@ def test_a_models_uri_given_to_manifests_is_what_deploy_check_checks(tmp_path):
     out = tmp_path / "out"
     result = make("manifests", f"DEPLOY_OUT={out}", "MODELS_URI=gs://my-bucket/models", path=path)
     assert result.returncode == 0, result.stderr
-    result = make("deploy-check", f"DEPLOY_OUT={out}", path=path)
+    result = make("deploy-check", NO_CHECKOV, f"DEPLOY_OUT={out}", path=path)
     assert result.returncode == 0, result.stderr
     assert "objects valid (Kubernetes 1.32, strict)" in result.stdout
     assert f"{out} is rendered for MODELS_URI=gs://my-bucket/models." in result.stdout
@@ -334,7 +338,9 @@ def test_a_models_uri_given_to_manifests_is_what_deploy_check_checks(tmp_path):
     assert "storageUri: gs://my-bucket/models/mnist_flax" in kserve
     assert not any(render.PLACEHOLDER_BUCKET in f.read_text() for f in out.rglob("*.yaml"))
     # A MODELS_URI given to deploy-check names another: it renders for that one.
-    result = make("deploy-check", f"DEPLOY_OUT={out}", "MODELS_URI=gs://other/models", path=path)
+    result = make(
+        "deploy-check", NO_CHECKOV, f"DEPLOY_OUT={out}", "MODELS_URI=gs://other/models", path=path
+    )
     assert result.returncode == 0, result.stderr
     assert f"{out} is rendered for MODELS_URI=gs://other/models." in result.stdout
     assert "gs://other/models/mnist_flax" in (out / "kserve" / "mnist-flax.yaml").read_text()
@@ -343,7 +349,7 @@ def test_a_models_uri_given_to_manifests_is_what_deploy_check_checks(tmp_path):
 def test_make_deploy_refuses_the_placeholder_before_applying(tmp_path):
     kubectl, log = recording_kubectl(tmp_path)
     out = tmp_path / "out"
-    result = make("deploy", f"DEPLOY_OUT={out}", "OVERLAY=gcs", f"KUBECTL={kubectl}")
+    result = make("deploy", NO_CHECKOV, f"DEPLOY_OUT={out}", "OVERLAY=gcs", f"KUBECTL={kubectl}")
     assert result.returncode != 0
     assert "a placeholder" in result.stdout  # deploy-check's part says so too.
     assert (
@@ -360,15 +366,17 @@ def test_make_deploy_applies_the_rendered_overlay(tmp_path):
     out = tmp_path / "out"
     result = make("manifests", f"DEPLOY_OUT={out}", "MODELS_URI=gs://my-bucket/models")
     assert result.returncode == 0, result.stderr
-    result = make("deploy", f"DEPLOY_OUT={out}", "OVERLAY=gcs", f"KUBECTL={kubectl}")
+    result = make("deploy", NO_CHECKOV, f"DEPLOY_OUT={out}", "OVERLAY=gcs", f"KUBECTL={kubectl}")
     assert result.returncode == 0, result.stderr
     assert log.read_text().splitlines()[-1] == f"apply -k {out}/k8s/overlays/gcs"
     assert "gs://my-bucket/models/mnist_flax" in (out / "rendered" / "k8s-gcs.yaml").read_text()
     # The pvc overlay reads no bucket: the placeholder does not stop it.
     placeholder = tmp_path / "placeholder"
-    result = make("deploy", f"DEPLOY_OUT={placeholder}", "OVERLAY=pvc", f"KUBECTL={kubectl}")
+    result = make(
+        "deploy", NO_CHECKOV, f"DEPLOY_OUT={placeholder}", "OVERLAY=pvc", f"KUBECTL={kubectl}"
+    )
     assert result.returncode == 0, result.stderr
     assert log.read_text().splitlines()[-1] == f"apply -k {placeholder}/k8s/overlays/pvc"
-    result = make("deploy", f"DEPLOY_OUT={out}", "OVERLAY=gpu", f"KUBECTL={kubectl}")
+    result = make("deploy", NO_CHECKOV, f"DEPLOY_OUT={out}", "OVERLAY=gpu", f"KUBECTL={kubectl}")
     assert result.returncode != 0
     assert "no overlay 'gpu' to apply: OVERLAY=gcs|pvc" in result.stderr

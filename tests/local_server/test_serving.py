@@ -26,6 +26,8 @@ import serving_client
 from models import mnist_data
 from serving import model_config
 
+pytestmark = pytest.mark.slow  # Its exports and servers add up to most of a minute.
+
 IMAGES = mnist_data.scale_images(mnist_data.synthetic(8, seed=3).images)
 
 

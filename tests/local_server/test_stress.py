@@ -1,6 +1,6 @@
 """Stress: clients stream requests while versions come, break and go; idle sockets pile up.
 
-`make test` runs the short forms (STRESS_SECONDS=10; 200 idle connections for
+`make test` runs the short forms (STRESS_SECONDS=6; 200 idle connections for
 4 s); `make stress` the long ones (120 s; 2,000 idle connections for 30 s).
 """
 
@@ -19,7 +19,7 @@ from half_plus_two import write_tf1
 import serving_client
 from models import mnist_data
 
-STRESS_SECONDS = float(os.environ.get("STRESS_SECONDS", "10"))
+STRESS_SECONDS = float(os.environ.get("STRESS_SECONDS", "6"))
 HOSTILE_CONNECTIONS = int(os.environ.get("HOSTILE_CONNECTIONS", "200"))
 HOSTILE_SECONDS = float(os.environ.get("HOSTILE_SECONDS", "4"))
 IMAGES = mnist_data.scale_images(mnist_data.synthetic(4, seed=11).images)

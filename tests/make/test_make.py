@@ -374,8 +374,8 @@ def test_clean_refuses_an_empty_model_path_from_the_environment():
 def test_clean_leaves_a_running_export_alone(tmp_path):
     """`make clean` while `make export` converts (stopped there), then the export ends."""
     export = subprocess.Popen(
-        ["make", "--no-print-directory", "export", "MOCK_DATA=1", "NUM_EPOCHS=0",
-         f"MODEL_PATH={tmp_path}"],
+        ["make", "--no-print-directory", "export", "MODEL=mnist_pure_jax", "MOCK_DATA=1",
+         "NUM_EPOCHS=0", f"MODEL_PATH={tmp_path}"],
         cwd=ROOT, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
     lines = []
@@ -385,7 +385,7 @@ def test_clean_leaves_a_running_export_alone(tmp_path):
             break
     try:
         os.killpg(export.pid, signal.SIGSTOP)  # Mid-export, for as long as `make clean` runs.
-        (staging,) = (tmp_path / "mnist_flax").glob(".staging-*")
+        (staging,) = (tmp_path / "mnist_pure_jax").glob(".staging-*")
         output = make("clean", f"MODEL_PATH={tmp_path}")
         assert staging.exists()
         assert f"Left {staging}: an export that is still running writes it." in output
@@ -393,7 +393,7 @@ def test_clean_leaves_a_running_export_alone(tmp_path):
         os.killpg(export.pid, signal.SIGCONT)
     stderr = "".join(lines) + export.communicate(timeout=300)[1]
     assert export.returncode == 0, stderr
-    assert os.listdir(tmp_path / "mnist_flax") == ["1"]
+    assert os.listdir(tmp_path / "mnist_pure_jax") == ["1"]
 
 
 # ---- inspect and compat -------------------------------------------------------------
