@@ -247,7 +247,7 @@ def test_make_manifests_refuses_nightly_and_renders_nothing(tmp_path):
 
 VENV_KUBECTL = ".venv/bin/kubectl"
 # The tests of make's flow below skip checkov, most of a deploy check's time: its findings
-# are test_scan.py's, and the next test runs make deploy-check with it.
+# are test_scan.py's, and test_make_deploy_check_and_the_deploy_command runs it in make.
 NO_CHECKOV = "CHECKOV="
 
 
