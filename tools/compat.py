@@ -11,7 +11,6 @@ prints a Markdown table and exits 1 if a release that must serve the model
 (every checked one at or above the export's target) cannot.
 """
 
-import collections
 import json
 import os
 import platform
@@ -19,15 +18,12 @@ import re
 import shutil
 import subprocess
 import sys
-from typing import TYPE_CHECKING
 
 from absl import app, flags
 
 from serving import releases, versions
 from serving.releases import release_key, release_of
-
-if TYPE_CHECKING:
-    from saved_model_lib import XlaCallModuleInfo
+from tools import formats
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHECKER = os.path.join(HERE, "check_savedmodel.py")
@@ -213,7 +209,7 @@ def run() -> int:
     from tools import check_savedmodel
 
     print(f"{_MODEL.value} version {version} ({saved_model_dir}):")
-    print(describe_format(saved_model_lib.xla_call_modules(saved_model_dir)), flush=True)
+    print(formats.describe(saved_model_lib.xla_call_modules(saved_model_dir)), flush=True)
     if not _RUN.value:
         return 0
     checked = sorted({release_of(v) for v in _VERSIONS.value}, key=release_key)
@@ -248,44 +244,6 @@ def run() -> int:
         )
         return 1
     return 0
-
-
-def describe_format(modules: "list[XlaCallModuleInfo]") -> str:
-    """What the XlaCallModule ops need, and the releases that the format table says read them."""
-    from saved_model_lib import format_problems
-
-    if not modules:
-        return "  No XlaCallModule op: the model needs no particular TensorFlow Serving release."
-    lines = [
-        f"  XlaCallModule ({count} {'op' if count == 1 else 'ops'}): calling convention "
-        f"{m.calling_convention_version}, StableHLO {m.stablehlo_version}, "
-        f"platforms {','.join(m.platforms)}"
-        for m, count in collections.Counter(modules).items()
-    ]
-    table = releases.RELEASES
-    readers = [r for r in table if not format_problems(modules, table[r])]
-    served = [r for r in readers if table[r].image_tag]
-    if served:
-        oldest = min(served, key=release_key)
-        lines.append(
-            f"  By the format table, TensorFlow Serving {oldest} and newer read it "
-            "(make compat runs it to prove it)."
-        )
-    elif readers:  # Only releases whose TensorFlow exists and whose server does not yet.
-        newest = releases.newest_with_image()
-        lines.append(
-            f"  By the format table, TensorFlow {min(readers, key=release_key)} and newer read "
-            f"it, and no TensorFlow Serving release up to {newest.release}: serve it with "
-            f"tensorflow/serving:{releases.NIGHTLY}, or export for {newest.release} (make "
-            f"export TF_SERVING_VERSION={newest.release}); make compat runs it to tell which can."
-        )
-    else:
-        lines.append(
-            "  The format table promises no release up to "
-            f"{releases.newest().release} for it: serve it with tensorflow/serving:"
-            f"{releases.NIGHTLY}; make compat runs it to tell which releases can."
-        )
-    return "\n".join(lines)
 
 
 def _yes(flag: bool) -> str:

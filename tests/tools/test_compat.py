@@ -74,25 +74,6 @@ def test_export_refuses_a_release_without_a_server_before_training(export, tmp_p
     assert not (tmp_path / "mnist_pure_jax").exists()
 
 
-def test_describe_format_names_no_server_for_a_format_only_2_21_reads():
-    """TensorFlow 2.21 reads StableHLO 1.13; no TensorFlow Serving release does yet.
-
-    In a process of its own: tools.compat's flags would clash with saved_model_main's.
-    """
-    describe = (
-        "from saved_model_lib import XlaCallModuleInfo; from tools import compat; "
-        "print(compat.describe_format([XlaCallModuleInfo(10, ('CPU',), '1.13.0')]))"
-    )
-    result = run([sys.executable, "-c", describe])
-    assert result.returncode == 0, result.stderr
-    text = result.stdout
-    assert (
-        "By the format table, TensorFlow 2.21 and newer read it, and no TensorFlow Serving "
-        "release up to 2.20: serve it with tensorflow/serving:nightly, or export for 2.20"
-    ) in text
-    assert "TensorFlow Serving 2.21" not in text
-
-
 def test_export_refuses_a_release_before_training(export, tmp_path):
     with pytest.raises(ReleaseError, match=r"Serve with TensorFlow Serving 2\.16 or newer"):
         export(model="mnist_pure_jax", tf_serving_version="2.15")
