@@ -24,7 +24,7 @@ import saved_model_main
 from models import INPUT_SHAPE, export_lib, get_model, mnist_data
 from serving import versions
 
-pytestmark = pytest.mark.slow  # Its exports and servers add up to most of a minute.
+pytestmark = pytest.mark.slow  # Its exports add up to most of a minute.
 
 ExportError = saved_model_main.ExportError
 
