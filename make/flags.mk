@@ -11,7 +11,8 @@ QUIET = $(if $(VERBOSE_ON),,2> >(tools/quiet_startup.sh >&2))
 DATA_FLAGS := $(if $(filter 1 true yes,$(MOCK_DATA)),--mock_data) $(if $(DATA_DIR),--data_dir=$(DATA_DIR))
 EXPORT_FLAGS := $(if $(NUM_EPOCHS),--num_epochs=$(NUM_EPOCHS)) $(DATA_FLAGS) \
 	$(if $(filter 1 true yes,$(OVERWRITE)),--overwrite) $(if $(PLATFORMS),--platforms=$(PLATFORMS)) \
-	$(if $(CHECKPOINT),--checkpoint=$(CHECKPOINT)) $(if $(INPUTS),--inputs=$(INPUTS))
+	$(if $(CHECKPOINT),--checkpoint=$(CHECKPOINT)) $(if $(INPUTS),--inputs=$(INPUTS)) \
+	$(if $(WARMUP_BATCH_SIZES),--warmup_batch_sizes=$(WARMUP_BATCH_SIZES))
 # --model_version only when MODEL_VERSION is set. Otherwise the export takes the
 # next free version when it publishes, so that concurrent exports take 1 and 2;
 # `make inspect` and `make compat` look at the newest.

@@ -11,6 +11,7 @@ define HELP_VARIABLES
 @echo "Options: NUM_EPOCHS=3 MOCK_DATA=1 DATA_DIR=dir OVERWRITE=1 PLATFORMS=cpu,cuda (export)"
 @echo "         CHECKPOINT=dir (export: the parameters of an Orbax checkpoint, no training)"
 @echo "         INPUTS=file.npz (export: real inputs to check the SavedModel on)"
+@echo "         WARMUP_BATCH_SIZES=1,8,16 (export: the batch sizes a server compiles before it serves)"
 @echo "         JAX_CACHE_DIR=.venv/jax-cache (export, test: JAX's compilation cache; empty: none)"
 @echo "         TESTS=tests/core TEST_WORKERS=3 (test: one folder; workers, default one more than cores)"
 @echo "         COMPAT_VERSIONS='2.16 2.21' (compat), VERBOSE=1 (every line, a line per batch)"

@@ -95,11 +95,13 @@ def release_python(venv_dir: str, release: str, timeout: int) -> str:
         return python
     requirement = f"{tf_package()}=={release}.*"
     print(f"Installing {requirement} into {venv} (first use; about a minute)...", flush=True)
-    # No stamp: a new release, or an install that was interrupted; start afresh.
+    # No stamp: a new release, or an install that was interrupted; start afresh. The
+    # virtualenv gets no pip of its own: this one's installs into it (--python).
     shutil.rmtree(venv, ignore_errors=True)
+    pip = [sys.executable, "-m", "pip", "--python", python, "--disable-pip-version-check"]
     for command in (
-        [sys.executable, "-m", "venv", venv],
-        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", requirement],
+        [sys.executable, "-m", "venv", "--without-pip", venv],
+        [*pip, "install", "--quiet", requirement],
     ):
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:

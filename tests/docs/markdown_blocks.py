@@ -268,8 +268,11 @@ class Session:
             "REST_PORT": str(free_port()),
         }
         # Offline (MNIST is not downloaded), and the local server whatever this machine
-        # has: Docker's container has one fixed name, and its image may be absent.
-        self.env = {**base, **self.own, "MOCK_DATA": "1", "SERVER": "local"}
+        # has: Docker's container has one fixed name, and its image may be absent. Exports
+        # warmed up at batch 1 only: a server compiles each warmup size of each version it
+        # loads (tests/local_server/test_serving.py replays the sizes).
+        warmup = {"WARMUP_BATCH_SIZES": "1"}
+        self.env = {**base, **self.own, "MOCK_DATA": "1", "SERVER": "local", **warmup}
         self.env[SESSION_ID] = str(tmp_path)
         self.state = tmp_path / "session.env"
         self.output = tmp_path / "block.out"

@@ -55,13 +55,14 @@ def in_process(path, images):
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    """Each model, batch-polymorphic and fixed-batch (8), each under its own MODEL_PATH."""
+    """Each model, batch-polymorphic and fixed-batch (8), each under its own MODEL_PATH;
+    untrained: the tests compare answers, not accuracy."""
     root = tmp_path_factory.mktemp("exports")
     paths = {}
     for model in ("mnist_pure_jax", "mnist_flax"):
         for batch in (-1, 8):
             paths[model, batch] = export_model(
-                root / f"b{batch}", model=model, serving_batch_size=batch
+                root / f"b{batch}", model=model, serving_batch_size=batch, num_epochs=0
             )
     return paths
 

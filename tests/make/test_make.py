@@ -223,6 +223,7 @@ def test_make_n_export_passes_the_options():
             "PLATFORMS=cpu,cuda",
             "MODEL_VERSION=5",
             "TF_SERVING_VERSION=2.16",
+            "WARMUP_BATCH_SIZES=1,8",
         )
         if "saved_model_main.py" in c
     ]
@@ -234,6 +235,7 @@ def test_make_n_export_passes_the_options():
         "--platforms=cpu,cuda",
         "--model_version=5",
         "--tf_serving_version=2.16",
+        "--warmup_batch_sizes=1,8",
     ):
         assert flag in shlex.split(command)
 
@@ -629,7 +631,7 @@ def test_serve_with_docker_end_to_end(tmp_path):  # pragma: no cover - needs a D
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
-    variables = server_vars(tmp_path)
+    variables = [*server_vars(tmp_path), "WARMUP_BATCH_SIZES=1"]  # The server compiles one size.
     result = run(["make", "demo", "MOCK_DATA=1", "NUM_EPOCHS=1", "COUNT_IMAGES=64", *variables])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Exported mnist_flax version 1" in result.stderr
