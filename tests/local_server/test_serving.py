@@ -338,10 +338,11 @@ def test_half_plus_two_answers_as_the_rest_documentation_shows(tmp_path):
         assert response.json() == {"error": "Servable not found for request: Latest(half)"}
 
 
-def test_hot_reload_while_requests_stream_and_broken_version_is_skipped(tmp_path):
+def test_hot_reload_while_requests_stream_and_broken_version_is_skipped(tmp_path, caplog):
+    """In a thread of this process (test_stress.py's stress under change: in a process)."""
     base = tmp_path / "mnist_pure_jax"
     export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
-    with local_server("mnist_pure_jax", base, process=True) as server:
+    with local_server("mnist_pure_jax", base) as server:
         versions_seen, errors, stop = [], [], threading.Event()
 
         def stream():
@@ -376,7 +377,7 @@ def test_hot_reload_while_requests_stream_and_broken_version_is_skipped(tmp_path
         assert errors == []
         assert versions_seen[0] == 1 and versions_seen[-1] == 2
         assert sorted(set(versions_seen)) == [1, 2]
-        assert "Failed to load version 3" in server.log()
+        assert "Failed to load version 3" in caplog.text
 
         # A removed version is unloaded; the newest remaining one is served again.
         shutil.rmtree(base / "2")
@@ -397,7 +398,7 @@ def test_server_refuses_a_busy_port(tmp_path):
 
 
 @pytest.mark.parametrize("batch, sizes", [(-1, [1, 8, 16, 32, 64, 128]), (8, [8])])
-def test_export_writes_warmup_requests_that_the_server_replays(tmp_path, batch, sizes):
+def test_export_writes_warmup_requests_that_the_server_replays(tmp_path, caplog, batch, sizes):
     from tensorflow_serving.apis import prediction_log_pb2
 
     from models.export_lib import ExportOptions
@@ -418,5 +419,8 @@ def test_export_writes_warmup_requests_that_the_server_replays(tmp_path, batch, 
     # And one request of the image signature, at its batch size (the smallest: 1).
     assert image_request.model_spec.signature_name == "predict_images"
     assert image_request.inputs["images"].tensor_shape.dim[0].size == min(sizes)
-    with local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax", process=True) as server:
-        assert f"{len(sizes) + 1} warmup requests" in server.log()
+    with (
+        caplog.at_level("INFO", "absl"),
+        local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax"),
+    ):
+        assert f"{len(sizes) + 1} warmup requests" in caplog.text
