@@ -71,15 +71,22 @@ def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: work_unit(item.nodeid) not in slow)
 
 
+# The batch sizes the tests' exports are warmed up at, as make's WARMUP_BATCH_SIZES: a
+# server compiles each warmup size of each version it loads (test_serving.py replays the
+# default sizes). In-process exports, the docs' sessions and the demo's test take it.
+WARMUP_BATCH_SIZES = "1"
+
+
 def export_options(model_path, **overrides) -> "saved_model_main.ExportOptions":
     """The options of a quick export under model_path: mock data, 1 epoch, and warmup at
-    batch 1 only (a server compiles each warmup size when it loads the version)."""
+    WARMUP_BATCH_SIZES."""
     # Imported here, with TensorFlow and JAX, by the workers whose tests export: make test's
     # controller loads this file too, and starts the workers sooner without them.
     import saved_model_main
 
+    warmup = [int(n) for n in WARMUP_BATCH_SIZES.split(",")]
     settings = dict(
-        mock_data=True, num_epochs=1, model_path=str(model_path), warmup_batch_sizes=(1,)
+        mock_data=True, num_epochs=1, model_path=str(model_path), warmup_batch_sizes=warmup
     )
     settings.update(overrides)
     for name in ("platforms", "warmup_batch_sizes"):

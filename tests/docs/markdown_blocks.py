@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 
-from conftest import WALKTHROUGH_VARIABLES
+from conftest import WALKTHROUGH_VARIABLES, WARMUP_BATCH_SIZES
 
 from local_server.harness import free_port
 
@@ -269,10 +269,9 @@ class Session:
         }
         # Offline (MNIST is not downloaded), and the local server whatever this machine
         # has: Docker's container has one fixed name, and its image may be absent. Exports
-        # warmed up at batch 1 only: a server compiles each warmup size of each version it
-        # loads (tests/local_server/test_serving.py replays the sizes).
-        warmup = {"WARMUP_BATCH_SIZES": "1"}
-        self.env = {**base, **self.own, "MOCK_DATA": "1", "SERVER": "local", **warmup}
+        # warmed up as the tests' own are.
+        quick = {"MOCK_DATA": "1", "SERVER": "local", "WARMUP_BATCH_SIZES": WARMUP_BATCH_SIZES}
+        self.env = {**base, **self.own, **quick}
         self.env[SESSION_ID] = str(tmp_path)
         self.state = tmp_path / "session.env"
         self.output = tmp_path / "block.out"

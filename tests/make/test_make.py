@@ -16,7 +16,15 @@ import sys
 
 import pytest
 from absl import flags
-from conftest import ROOT, export_model, free_port, pytest_collection_modifyitems, run, work_unit
+from conftest import (
+    ROOT,
+    WARMUP_BATCH_SIZES,
+    export_model,
+    free_port,
+    pytest_collection_modifyitems,
+    run,
+    work_unit,
+)
 
 import saved_model_main
 from serving import env, releases
@@ -631,7 +639,7 @@ def test_serve_with_docker_end_to_end(tmp_path):  # pragma: no cover - needs a D
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
-    variables = [*server_vars(tmp_path), "WARMUP_BATCH_SIZES=1"]  # The server compiles one size.
+    variables = [*server_vars(tmp_path), f"WARMUP_BATCH_SIZES={WARMUP_BATCH_SIZES}"]
     result = run(["make", "demo", "MOCK_DATA=1", "NUM_EPOCHS=1", "COUNT_IMAGES=64", *variables])
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Exported mnist_flax version 1" in result.stderr
