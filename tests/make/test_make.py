@@ -286,6 +286,12 @@ def test_invalid_serving_batch_size_is_refused(value):
     assert "must be -1 (any batch size) or > 0" in message
 
 
+@pytest.mark.parametrize("value", ["1,x", "0", "8,-1"])
+def test_invalid_warmup_batch_sizes_are_refused(value):
+    message = export_flag_error(f"--warmup_batch_sizes={value}")
+    assert "must be a comma-separated list of batch sizes > 0" in message
+
+
 def test_verbose_brings_every_line_back(tmp_path):
     """VERBOSE=1 drops the start-up filter and passes --verbose (its filter: tests/core)."""
     quiet = " ".join(dry_run("export", "request", f"MODEL_PATH={tmp_path}"))
