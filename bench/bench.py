@@ -42,7 +42,7 @@ from bench.jax_latency import jax_latency_ms, timed
 from local_server import batching
 from local_server.harness import LocalServer
 from local_server.servable import Servable
-from local_server.server import batching_options, prometheus_path
+from local_server.startup import batching_options, prometheus_path
 from models import INPUT_SHAPE, get_model, mnist_data, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

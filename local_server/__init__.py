@@ -8,6 +8,8 @@ Python model server):
 
 - `__main__`: the command line (tensorflow_model_server's flags), read there only.
 - `options`: the server's settings.
+- `startup`: the options with the files they name (model config, TLS, batching,
+  monitoring) read and checked, before TensorFlow is imported.
 - `errors`: how serving.status.ServingError's codes map to HTTP statuses, in one place.
 - `servable`: one loaded version; runs signatures in a TF1 Session by tensor
   name, as TensorFlow Serving's SavedModelBundle does; Predict's checks.

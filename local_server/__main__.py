@@ -12,7 +12,7 @@ import dataclasses
 
 from absl import app, flags
 
-from local_server import server
+from local_server import startup
 from local_server.options import ServerOptions
 
 _DEFAULT = ServerOptions()
@@ -155,8 +155,12 @@ def main(argv: list[str]) -> None:
         **{f.name: flags.FLAGS[f.name].value for f in dataclasses.fields(ServerOptions)}
     )
     try:
-        server.run(options)
-    except server.StartupError as e:
+        settings = startup.read(options)
+        # Imported once the files are read: TensorFlow takes seconds to import.
+        from local_server import server
+
+        server.run(settings)
+    except startup.StartupError as e:
         raise SystemExit(f"error: {e}") from None
     except OSError as e:
         raise SystemExit(

@@ -10,6 +10,7 @@ import sys
 import threading
 import traceback
 
+from local_server import startup
 from local_server.options import ServerOptions
 from serving import model_status
 
@@ -135,7 +136,7 @@ class ThreadServer(_Server):
 
     def _run(self, run) -> None:
         try:
-            run(self.options, self._stop)
+            run(startup.read(self.options), self._stop)
         except BaseException as e:  # Kept for log() and stop(), as a process's exit would be.
             self.error = e
 

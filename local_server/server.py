@@ -1,115 +1,55 @@
-"""The whole server: config read, versions polled, gRPC and REST started, stopped on SIGTERM
-(or, in a thread of another program, on a threading.Event).
+"""The whole server: models loaded and polled, gRPC and REST started, stopped on SIGTERM (or,
+in a thread of another program, on a threading.Event).
 
-Start-up follows tensorflow_model_server's Server::BuildAndStart: the model
-config is --model_config_file, or the one model of --model_name and
---model_base_path; --enable_batching wraps every model in the batch
-scheduler (with --batching_parameters_file's options); a monitoring config
-with Prometheus enabled adds the metrics page to the REST port.
+It starts from what local_server.startup read of the options and their files:
+--enable_batching wraps every model in the batch scheduler; a monitoring config with
+Prometheus enabled adds the metrics page to the REST port.
 """
 
 import asyncio
-import os
 import signal
 import threading
 
-import grpc
 from absl import logging
 
-from local_server import grpc_service, tls
+from local_server import grpc_service
 from local_server.api import ModelServer
-from local_server.batching import (
-    BatchingOptions,
-    BatchingParameters,
-    BatchScheduler,
-    options_from_parameters,
-)
-from local_server.metrics import DEFAULT_PATH, Metrics
-from local_server.options import ServerOptions
-from local_server.protos import monitoring_config_pb2
+from local_server.batching import BatchScheduler
+from local_server.metrics import Metrics
 from local_server.rest_server import RestServer
+from local_server.startup import Startup, StartupError
 from serving import model_config
-from serving.status import ServingError, invalid
+from serving.status import ServingError
 
 
-class StartupError(Exception):
-    """The server cannot start with these options; the message says why."""
-
-
-def run(options: ServerOptions, stop: threading.Event | None = None) -> None:
+def run(startup: Startup, stop: threading.Event | None = None) -> None:
     """Serves until SIGTERM or SIGINT, or with `stop` until it is set (then from any thread,
     with no signal handlers); OSError if a port cannot be listened on."""
     try:
-        # TLS first: a wrong certificate stops the server before any model loads.
-        credentials = (
-            tls.server_credentials(tls.read(options.ssl_config_file))
-            if options.ssl_config_file
-            else None
-        )
-        server, batching, metrics_path = build(options)
-    except ServingError as e:
+        server, batching = build(startup)
+    except ServingError as e:  # A config the API refuses (two models of one name, say).
         raise StartupError(str(e)) from e
     try:
-        asyncio.run(_serve(options, server, metrics_path, credentials, stop))
+        asyncio.run(_serve(startup, server, stop))
     finally:
         if batching is not None:
             batching.close()
 
 
-def build(options: ServerOptions) -> tuple[ModelServer, BatchScheduler | None, str]:
-    """The API with its models, batch scheduler and metrics page path ("" if none)."""
-    if options.model_config_file:
-        config = model_config.read(options.model_config_file)
-    elif options.model_base_path:
-        config = model_config.single_model(
-            options.model_name, os.path.abspath(options.model_base_path)
-        )
-    else:
-        raise invalid(
-            "Both server_options.model_base_path and server_options.model_config_file are empty!"
-        )
-    if options.batching_parameters_file and not options.enable_batching:
-        raise invalid(
-            "server_options.batching_parameters_file is set without setting "
-            "server_options.enable_batching to true."
-        )
+def build(startup: Startup) -> tuple[ModelServer, BatchScheduler | None]:
+    """The API with its models, and its batch scheduler (None without batching)."""
     metrics = Metrics()
-    batching = None
-    if options.enable_batching:
-        batching = BatchScheduler(batching_options(options.batching_parameters_file), metrics)
-    metrics_path = prometheus_path(options.monitoring_config_file)
+    batching = BatchScheduler(startup.batching, metrics) if startup.batching else None
     server = ModelServer(
-        config,
+        startup.config,
         allow_version_labels_for_unavailable_models=(
-            options.allow_version_labels_for_unavailable_models
+            startup.options.allow_version_labels_for_unavailable_models
         ),
-        max_batch_size=options.max_batch_size,
+        max_batch_size=startup.options.max_batch_size,
         batching=batching,
         metrics=metrics,
     )
-    return server, batching, metrics_path
-
-
-def batching_options(batching_parameters_file: str) -> BatchingOptions:
-    """What a --batching_parameters_file sets (the defaults if there is none), checked."""
-    params = (
-        model_config.read_text_proto(batching_parameters_file, BatchingParameters())
-        if batching_parameters_file
-        else None
-    )
-    return options_from_parameters(params)
-
-
-def prometheus_path(monitoring_config_file: str) -> str:
-    """Where a --monitoring_config_file puts the metrics page on the REST port ("" if none)."""
-    if not monitoring_config_file:
-        return ""
-    monitoring = model_config.read_text_proto(
-        monitoring_config_file, monitoring_config_pb2.MonitoringConfig()
-    )
-    if not monitoring.prometheus_config.enable:
-        return ""
-    return monitoring.prometheus_config.path or DEFAULT_PATH
+    return server, batching
 
 
 class _ConfigPoller:
@@ -150,13 +90,8 @@ def _every(period: float, call, stop: threading.Event, what: str) -> None:
         stop.wait(period)
 
 
-async def _serve(
-    options: ServerOptions,
-    server: ModelServer,
-    metrics_path: str,
-    credentials: grpc.ServerCredentials | None = None,
-    stop: threading.Event | None = None,
-) -> None:
+async def _serve(startup: Startup, server: ModelServer, stop: threading.Event | None) -> None:
+    options, metrics_path, credentials = startup.options, startup.metrics_path, startup.credentials
     signalled = asyncio.Event()
     if stop is None:
         loop = asyncio.get_running_loop()
