@@ -4,6 +4,7 @@ import contextlib
 import dataclasses
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,6 +126,12 @@ def shared_export(tmp_path_factory):
         return paths[key]
 
     return shared
+
+
+def copy_version(version_path: str, base_path, version: int = 1) -> pathlib.Path:
+    """A copy of an export's version (a shared_export's, say) as `version` in base_path, a
+    model's directory of versions, for a test to serve, change or publish; its path."""
+    return pathlib.Path(shutil.copytree(version_path, pathlib.Path(base_path) / str(version)))
 
 
 def rival_takes_the_first_version(monkeypatch) -> list[int]:

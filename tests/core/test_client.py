@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import answering_version, export_model, free_port, local_server, request_cli, run
+from conftest import answering_version, free_port, local_server, request_cli, run
 
 import mnist_client
 import serving_client
@@ -129,16 +129,14 @@ def test_without_a_server_the_client_says_to_start_one(client_type):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, shared_export):
     """One server of four models: any batch size (labelled stable), batch 8 only, features."""
     root = tmp_path_factory.mktemp("client")
     bases = {
-        "mlp": export_model(root / "any", model="mnist_pure_jax", num_epochs=0),
-        "fixed8": export_model(
-            root / "b8", model="mnist_pure_jax", num_epochs=0, serving_batch_size=8
-        ),
-        "features": export_model(
-            root / "f", model="mnist_pure_jax", num_epochs=0, model_classifier_layer=False
+        "mlp": shared_export(model="mnist_pure_jax", num_epochs=0),
+        "fixed8": shared_export(model="mnist_pure_jax", num_epochs=0, serving_batch_size=8),
+        "features": shared_export(
+            model="mnist_pure_jax", num_epochs=0, model_classifier_layer=False
         ),
     }
     config = root / "models.config"

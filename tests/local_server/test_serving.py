@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import requests
 import tensorflow as tf
-from conftest import export_model, local_server, module, run
+from conftest import copy_version, export_model, local_server, module, run
 from half_plus_two import write_tf1
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -24,7 +24,7 @@ from tensorflow_serving.apis import (
 
 import serving_client
 from models import mnist_data
-from serving import model_config
+from serving import model_config, versions
 
 pytestmark = pytest.mark.slow  # Its exports and servers add up to most of a minute.
 
@@ -54,17 +54,14 @@ def in_process(path, images):
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
+def exports(shared_export):
     """Each model, batch-polymorphic and fixed-batch (8), each under its own MODEL_PATH;
     untrained: the tests compare answers, not accuracy."""
-    root = tmp_path_factory.mktemp("exports")
-    paths = {}
-    for model in ("mnist_pure_jax", "mnist_flax"):
-        for batch in (-1, 8):
-            paths[model, batch] = export_model(
-                root / f"b{batch}", model=model, serving_batch_size=batch, num_epochs=0
-            )
-    return paths
+    return {
+        (model, batch): shared_export(model=model, serving_batch_size=batch, num_epochs=0)
+        for model in ("mnist_pure_jax", "mnist_flax")
+        for batch in (-1, 8)
+    }
 
 
 def served_name(model: str, batch: int) -> str:
@@ -338,10 +335,16 @@ def test_half_plus_two_answers_as_the_rest_documentation_shows(tmp_path):
         assert response.json() == {"error": "Servable not found for request: Latest(half)"}
 
 
-def test_hot_reload_while_requests_stream_and_broken_version_is_skipped(tmp_path, caplog):
+def test_hot_reload_while_requests_stream_and_broken_version_is_skipped(
+    tmp_path, caplog, shared_export
+):
     """In a thread of this process (test_stress.py's stress under change: in a process)."""
     base = tmp_path / "mnist_pure_jax"
-    export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
+    exported = shared_export(model="mnist_pure_jax", num_epochs=0)
+    copy_version(exported, base)
+    # Version 2, published while requests stream, as an export publishes (a rename into
+    # place); an export under the streams would compete with them for this process's GIL.
+    coming = copy_version(exported, tmp_path / "next")
     with local_server("mnist_pure_jax", base) as server:
         versions_seen, errors, stop = [], [], threading.Event()
 
@@ -356,7 +359,7 @@ def test_hot_reload_while_requests_stream_and_broken_version_is_skipped(tmp_path
         for worker in workers:
             worker.start()
         try:
-            export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)  # Version 2.
+            assert versions.publish(str(coming), str(base), None) == 2
             server.wait_for(2)
             server.wait_for(1, state="END")
             (base / "3").mkdir()
@@ -385,8 +388,8 @@ def test_hot_reload_while_requests_stream_and_broken_version_is_skipped(tmp_path
         assert grpc_predict(server, IMAGES).model_spec.version.value == 1
 
 
-def test_server_refuses_a_busy_port(tmp_path):
-    export_model(tmp_path, model="mnist_pure_jax", num_epochs=0)
+def test_server_refuses_a_busy_port(tmp_path, shared_export):
+    copy_version(shared_export(model="mnist_pure_jax", num_epochs=0), tmp_path / "mnist_pure_jax")
     with local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax") as server:
         result = run(
             module("local_server", f"--port={server.grpc_port}", "--rest_api_port=0",

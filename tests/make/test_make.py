@@ -19,7 +19,7 @@ from absl import flags
 from conftest import (
     ROOT,
     WARMUP_BATCH_SIZES,
-    export_model,
+    copy_version,
     free_port,
     pytest_collection_modifyitems,
     run,
@@ -605,11 +605,12 @@ def test_busy_port_is_reported_before_starting(tmp_path):
     assert not (tmp_path / "run" / "server.pid").exists()
 
 
-def test_serve_status_stop_and_process_faults(tmp_path):
+def test_serve_status_stop_and_process_faults(tmp_path, shared_export):
     """The local server through make. A stale pid file, a reused pid, a container:
     tests/tools/test_server_process.py."""
     variables = [*server_vars(tmp_path), "MODEL=mnist_pure_jax"]
-    export_model(tmp_path / "models", model="mnist_pure_jax", num_epochs=0)
+    version = shared_export(model="mnist_pure_jax", num_epochs=0)
+    copy_version(version, tmp_path / "models" / "mnist_pure_jax")
     out = make("serve", *variables)
     assert "with the local server (SERVER=local)" in out
     assert "version 1 is AVAILABLE" in out

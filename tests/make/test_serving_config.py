@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 import requests
-from conftest import ROOT, answering_version, export_model, run
+from conftest import ROOT, answering_version, copy_version, run
 from test_make import dry_run, make, server_vars
 
 import mnist_client
@@ -106,11 +106,11 @@ def test_shipped_config_files_parse_and_the_host_copy_points_at_model_path(tmp_p
 
 
 @pytest.fixture(scope="module")
-def exports(tmp_path_factory):
+def exports(tmp_path_factory, shared_export):
     """mnist_flax versions 1 and 2, mnist_pure_jax version 1: what the README exports."""
     models = tmp_path_factory.mktemp("exports")
-    for model in ("mnist_flax", "mnist_flax", "mnist_pure_jax"):
-        export_model(models, model=model, serving_batch_size=-1, num_epochs=0)
+    for model, version in (("mnist_flax", 1), ("mnist_flax", 2), ("mnist_pure_jax", 1)):
+        copy_version(shared_export(model=model, num_epochs=0), models / model, version)
     return models
 
 
