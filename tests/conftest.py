@@ -128,6 +128,14 @@ def shared_export(tmp_path_factory):
     return shared
 
 
+@pytest.fixture(scope="session")
+def untrained_mlp(shared_export) -> str:
+    """The version path of the model most of the tests' servers serve: mnist_pure_jax, not
+    trained (its answers are checked against its SavedModel's, not for accuracy). Read it,
+    never change it: copy_version makes a copy to serve."""
+    return shared_export(model="mnist_pure_jax", num_epochs=0)
+
+
 def copy_version(version_path: str, base_path, version: int = 1) -> pathlib.Path:
     """A copy of an export's version (a shared_export's, say) as `version` in base_path, a
     model's directory of versions, for a test to serve, change or publish; its path."""

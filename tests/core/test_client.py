@@ -129,11 +129,11 @@ def test_without_a_server_the_client_says_to_start_one(client_type):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, shared_export):
+def server(tmp_path_factory, shared_export, untrained_mlp):
     """One server of four models: any batch size (labelled stable), batch 8 only, features."""
     root = tmp_path_factory.mktemp("client")
     bases = {
-        "mlp": shared_export(model="mnist_pure_jax", num_epochs=0),
+        "mlp": untrained_mlp,
         "fixed8": shared_export(model="mnist_pure_jax", num_epochs=0, serving_batch_size=8),
         "features": shared_export(
             model="mnist_pure_jax", num_epochs=0, model_classifier_layer=False

@@ -3,6 +3,7 @@
 import gzip
 import os
 import socket
+import tempfile
 
 import numpy as np
 import pytest
@@ -104,7 +105,10 @@ def test_batches_cover_every_example_in_order_and_drop_remainder_when_shuffling(
 
 def test_tfds_offline_fails_fast_with_advice(tmp_path, monkeypatch):
     # An empty tfds cache and a network that refuses every connection.
-    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "data"))
+    # tfds.builder makes a temporary folder for metadata from GCS and leaves it: keep it here.
+    (tmp_path / "data").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
 
     def unreachable(*args, **kwargs):
         raise OSError("[Errno -2] Name or service not known")
@@ -120,4 +124,4 @@ def test_tfds_offline_fails_fast_with_advice(tmp_path, monkeypatch):
         mnist_data.load("train")
     assert "--data_dir" in str(error.value) and "DATA_DIR=" in str(error.value)
     assert "MOCK_DATA=1" in str(error.value)
-    assert not os.listdir(tmp_path)  # Nothing half-downloaded.
+    assert not os.listdir(tmp_path / "data")  # Nothing half-downloaded.

@@ -250,9 +250,10 @@ def check_output(where: str, expected: list[str], output: str, defaults: dict[st
 
 class Session:
     """A reader's terminal: the blocks of pages, run in order, on a MODEL_PATH and ports of
-    its own, offline, with the local server; `close()` stops what its blocks started."""
+    its own, offline, with the local server; `close()` stops what its blocks started.
+    num_epochs: the exports' NUM_EPOCHS, for pages that show no training line."""
 
-    def __init__(self, tmp_path: pathlib.Path):
+    def __init__(self, tmp_path: pathlib.Path, num_epochs: int | None = None):
         base = dict(os.environ)
         for name in SESSION_VARIABLES:
             base.pop(name, None)
@@ -271,6 +272,8 @@ class Session:
         # has: Docker's container has one fixed name, and its image may be absent. Exports
         # warmed up as the tests' own are.
         quick = {"MOCK_DATA": "1", "SERVER": "local", "WARMUP_BATCH_SIZES": WARMUP_BATCH_SIZES}
+        if num_epochs is not None:
+            quick["NUM_EPOCHS"] = str(num_epochs)
         self.env = {**base, **self.own, **quick}
         self.env[SESSION_ID] = str(tmp_path)
         self.state = tmp_path / "session.env"

@@ -38,9 +38,9 @@ pytestmark = pytest.mark.slow  # Its tests of processes add up to minutes.
 
 
 @pytest.fixture(scope="module")
-def fuzz_server(tmp_path_factory, shared_export):
+def fuzz_server(tmp_path_factory, untrained_mlp):
     base = tmp_path_factory.mktemp("fuzz") / "mnist_pure_jax"
-    copy_version(shared_export(model="mnist_pure_jax", num_epochs=0), base)
+    copy_version(untrained_mlp, base)
     with local_server("mnist_pure_jax", base, "--max_batch_size=64", process=True) as server:
         yield server
 
@@ -176,8 +176,8 @@ def test_raw_http_garbage_gets_4xx_and_the_server_keeps_serving(fuzz_server, raw
 # ---- Limits ------------------------------------------------------------------------
 
 
-def test_limits_on_body_message_and_batch_sizes(tmp_path, shared_export):
-    copy_version(shared_export(model="mnist_pure_jax", num_epochs=0), tmp_path / "mnist_pure_jax")
+def test_limits_on_body_message_and_batch_sizes(tmp_path, untrained_mlp):
+    copy_version(untrained_mlp, tmp_path / "mnist_pure_jax")
     limits = (
         "--rest_max_body_bytes=100000",
         "--grpc_max_message_bytes=100000",
@@ -234,14 +234,14 @@ def test_server_binds_to_localhost_only(fuzz_server):
 
 
 def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(
-    tmp_path, caplog, shared_export
+    tmp_path, caplog, untrained_mlp
 ):
     import mnist_client
     import serving_client
     from local_server.harness import free_port
 
     base = tmp_path / "mnist_pure_jax"
-    copy_version(shared_export(model="mnist_pure_jax", num_epochs=0), base)
+    copy_version(untrained_mlp, base)
     with local_server("mnist_pure_jax", base, process=True) as server:
         client = serving_client.GrpcClient(server.grpc_address, "mnist_pure_jax", timeout=2)
 
@@ -282,8 +282,8 @@ def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(
         restarted.wait(timeout=30)
 
 
-def test_request_script_exit_status_and_count_when_the_server_is_gone(tmp_path, shared_export):
-    copy_version(shared_export(model="mnist_pure_jax", num_epochs=0), tmp_path / "mnist_pure_jax")
+def test_request_script_exit_status_and_count_when_the_server_is_gone(tmp_path, untrained_mlp):
+    copy_version(untrained_mlp, tmp_path / "mnist_pure_jax")
     with local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax") as server:
         client = subprocess.Popen(
             script("model_server_request.py", "--model_spec_name=mnist_pure_jax",

@@ -336,15 +336,14 @@ def test_half_plus_two_answers_as_the_rest_documentation_shows(tmp_path):
 
 
 def test_hot_reload_while_requests_stream_and_broken_version_is_skipped(
-    tmp_path, caplog, shared_export
+    tmp_path, caplog, untrained_mlp
 ):
     """In a thread of this process (test_stress.py's stress under change: in a process)."""
     base = tmp_path / "mnist_pure_jax"
-    exported = shared_export(model="mnist_pure_jax", num_epochs=0)
-    copy_version(exported, base)
+    copy_version(untrained_mlp, base)
     # Version 2, published while requests stream, as an export publishes (a rename into
     # place); an export under the streams would compete with them for this process's GIL.
-    coming = copy_version(exported, tmp_path / "next")
+    coming = copy_version(untrained_mlp, tmp_path / "next")
     with local_server("mnist_pure_jax", base) as server:
         versions_seen, errors, stop = [], [], threading.Event()
 
@@ -388,8 +387,8 @@ def test_hot_reload_while_requests_stream_and_broken_version_is_skipped(
         assert grpc_predict(server, IMAGES).model_spec.version.value == 1
 
 
-def test_server_refuses_a_busy_port(tmp_path, shared_export):
-    copy_version(shared_export(model="mnist_pure_jax", num_epochs=0), tmp_path / "mnist_pure_jax")
+def test_server_refuses_a_busy_port(tmp_path, untrained_mlp):
+    copy_version(untrained_mlp, tmp_path / "mnist_pure_jax")
     with local_server("mnist_pure_jax", tmp_path / "mnist_pure_jax") as server:
         result = run(
             module("local_server", f"--port={server.grpc_port}", "--rest_api_port=0",

@@ -112,13 +112,12 @@ class StatusWatch:
 
 
 @pytest.mark.slow
-def test_stress_under_change(tmp_path, shared_export):
+def test_stress_under_change(tmp_path, untrained_mlp):
     base = tmp_path / "mnist_pure_jax"
-    exported = shared_export(model="mnist_pure_jax", num_epochs=0)
-    copy_version(exported, base)
+    copy_version(untrained_mlp, base)
     # The versions to come, published under the load as an export publishes (a rename into
     # place): an export in this process would compete with the clients' threads for the GIL.
-    coming = [str(copy_version(exported, tmp_path / f"next-{i}")) for i in (1, 2)]
+    coming = [str(copy_version(untrained_mlp, tmp_path / f"next-{i}")) for i in (1, 2)]
     phase = STRESS_SECONDS / 4
     with (
         local_server("mnist_pure_jax", base, process=True) as server,

@@ -605,12 +605,11 @@ def test_busy_port_is_reported_before_starting(tmp_path):
     assert not (tmp_path / "run" / "server.pid").exists()
 
 
-def test_serve_status_stop_and_process_faults(tmp_path, shared_export):
+def test_serve_status_stop_and_process_faults(tmp_path, untrained_mlp):
     """The local server through make. A stale pid file, a reused pid, a container:
     tests/tools/test_server_process.py."""
     variables = [*server_vars(tmp_path), "MODEL=mnist_pure_jax"]
-    version = shared_export(model="mnist_pure_jax", num_epochs=0)
-    copy_version(version, tmp_path / "models" / "mnist_pure_jax")
+    copy_version(untrained_mlp, tmp_path / "models" / "mnist_pure_jax")
     out = make("serve", *variables)
     assert "with the local server (SERVER=local)" in out
     assert "version 1 is AVAILABLE" in out
@@ -752,15 +751,14 @@ def test_the_default_release_and_its_image_come_from_the_release_table(tmp_path)
     assert sourced("nightly") == ["nightly", "tensorflow/serving:nightly"]
 
 
-def test_serve_docker_without_an_engine_says_what_to_do(tmp_path, shared_export):
+def test_serve_docker_without_an_engine_says_what_to_do(tmp_path, untrained_mlp):
     """A `docker` client whose engine does not answer: the advice, not Docker's own error."""
-    version = shared_export(model="mnist_pure_jax", num_epochs=0)
     (tmp_path / "bin").mkdir()
     docker = tmp_path / "bin" / "docker"
     docker.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "docker.log"}\nexit 1\n')
     docker.chmod(0o755)
     variables = server_vars(tmp_path, server="docker")
-    variables[0] = f"MODEL_PATH={os.path.dirname(os.path.dirname(version))}"
+    variables[0] = f"MODEL_PATH={os.path.dirname(os.path.dirname(untrained_mlp))}"
     path = f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"
     result = run(
         ["make", "--no-print-directory", "serve", "MODEL=mnist_pure_jax", *variables],
