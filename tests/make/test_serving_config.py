@@ -116,8 +116,9 @@ def exports(tmp_path_factory, shared_export):
 
 
 def reload(*variables: str) -> None:
-    """`make reload`'s command, run in this process, which has TensorFlow loaded already (its
-    protos do): SystemExit with the message if the server refuses."""
+    """`make reload`'s command, run in this process: its ReloadConfig protos import
+    TensorFlow, which this process has loaded already. SystemExit with the message if the
+    server refuses."""
     (command,) = [line for line in dry_run("reload", *variables) if "model_config_files" in line]
     args = walkthrough_args(command)
     model_config_files.main(args[args.index("tools.model_config_files") + 1 :])
