@@ -113,9 +113,7 @@ reload: $(STAMP) ## Apply an edited MODEL_CONFIG to the running server (models, 
 		$(TLS_FLAGS) $(QUIET)
 
 status: $(STAMP) ## Print the version states of MODEL on the running server
-	@if [ -f $(KIND_FILE) ]; then echo "Started by make serve: the $$(cat $(KIND_FILE)) server" \
-	  "(pid $$(cat $(PID_FILE) 2>/dev/null)), log in $(LOG_FILE)."; fi
-	@$(SERVER_PROCESS) status --model_name=$(MODEL) --rest_port=$(REST_PORT)
+	@$(SERVER_PROCESS) status --model_name=$(MODEL) --rest_port=$(REST_PORT) $(RUN_FILES) --log=$(LOG_FILE)
 
 stop: ## Stop the model server that `make serve` started
 	@$(STOP_SERVER)

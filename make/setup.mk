@@ -2,7 +2,7 @@
 # `make distclean`.
 
 # Python 3.11 or newer (jax, jaxlib, flax and numpy's pins need it), with the venv
-# module. README.md, "Supported Pythons".
+# module. README.md, "Requirements".
 define CHECK_PYTHON3
 @$(PYTHON3) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
   echo "error: '$(PYTHON3)' is missing or older than Python 3.11, which jax and flax" \

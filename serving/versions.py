@@ -111,18 +111,30 @@ def write_export_info(version_dir: str, info: dict) -> str:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
         json.dump({"exported_by": EXPORTED_BY, "created": created, **info}, f, indent=2)
+        f.write("\n")
     return path
 
 
 @contextlib.contextmanager
 def staging_directory(base_dir: str) -> Iterator[str]:
-    """A fresh directory beside the versions, removed on exit unless published.
+    """A fresh directory beside the versions, removed on exit unless published, with
+    the directories made for it (`base_dir`, MODEL_PATH) if they are left empty.
 
     It stays locked (flock) while in use, so that stale_staging_dirs can tell
     it from the leftover of a killed export.
     """
-    os.makedirs(base_dir, exist_ok=True)
-    path = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base_dir)
+    made, parent = [], os.path.abspath(base_dir)
+    while not os.path.isdir(parent):  # The missing directories, deepest first.
+        made.append(parent)
+        parent = os.path.dirname(parent)
+    for attempt in range(3):  # Another export may remove base_dir, empty, in between.
+        os.makedirs(base_dir, exist_ok=True)
+        try:
+            path = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=base_dir)
+            break
+        except FileNotFoundError:
+            if attempt == 2:
+                raise
     lock = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -133,6 +145,11 @@ def staging_directory(base_dir: str) -> Iterator[str]:
     finally:
         shutil.rmtree(path, ignore_errors=True)
         os.close(lock)  # After the removal: never an unlocked directory in use.
+        for directory in made:  # Kept when not empty: a version, another export's staging.
+            try:
+                os.rmdir(directory)
+            except OSError:
+                break
 
 
 def stale_staging_dirs(base_dir: str) -> list[str]:

@@ -7,7 +7,8 @@
     python -m tools.server_process preflight --model_name=M --model_base_path=DIR --ports=8500,8501
         [--tf_serving_version=2.19] [--gpu] [--model_config_file=F]
     python -m tools.server_process wait --model_name=M --rest_port=8501 [--pid=P | --container=C]
-    python -m tools.server_process status --model_name=M --rest_port=8501
+    python -m tools.server_process status --model_name=M --rest_port=8501 [--pid_file=F
+        --kind_file=F --container=C --log=F]
     python -m tools.server_process stop --pid_file=F --kind_file=F --container=C
 
 The Makefile runs the server itself (`docker run`, `tensorflow_model_server`,
@@ -233,6 +234,24 @@ def wait(
         print(f"Model {name} version {numbers} {verb} AVAILABLE.")
 
 
+def started_by_make_serve(pid_file: str, kind_file: str, container: str, log: str) -> str:
+    """What the run files say `make serve` started, and whether it still runs; "" if none."""
+    started = Started.read(pid_file, kind_file)
+    if started is None:
+        return ""
+    if started.kind == "docker":
+        runs, which = container_running(container), f"container {container}"
+    else:
+        runs = bool(started.pid and alive(started.pid) and is_model_server(started.pid))
+        which = f"pid {started.pid}"
+    if runs:
+        return f"Started by make serve: the {started.kind} server ({which}), log in {log}."
+    return (
+        f"The {started.kind} server that make serve started ({which}) is no longer running: "
+        f"see its log, {log}; make serve starts another."
+    )
+
+
 def status(model_name: str, rest_port: int, host: str = "localhost") -> None:
     """Prints the model's version states, as the server reports them."""
     import requests
@@ -384,6 +403,9 @@ def main(argv: list[str] | None = None) -> None:
             host=args.host,
         )
     elif args.command == "status":
+        run_files = args.pid_file, args.kind_file, args.container, args.log
+        if args.kind_file and (started := started_by_make_serve(*run_files)):
+            print(started)
         status(args.model_name, args.rest_port, args.host)
     else:
         stop(args.pid_file, args.kind_file, args.container)
@@ -445,7 +467,13 @@ def _parser() -> argparse.ArgumentParser:
     until.add_argument(
         "--model_config_file", default="", help="wait for each of this config's models"
     )
-    commands.add_parser("status", parents=[model, rest], help="print the model's version states")
+    state = commands.add_parser(
+        "status", parents=[model, rest], help="print the model's version states"
+    )
+    state.add_argument("--pid_file", default="", help="with --kind_file: say if it still runs")
+    state.add_argument("--kind_file", default="", help="the kind of server `make serve` started")
+    state.add_argument("--container", default="", help="the container `make serve` starts")
+    state.add_argument("--log", default="", help="the log of the server `make serve` started")
     commands.add_parser(
         "stop", parents=[run_files], help="stop the server `make serve` started, nothing else"
     )

@@ -244,7 +244,7 @@ def test_interrupted_export_leaves_nothing(export, tmp_path, monkeypatch, interr
     monkeypatch.setattr(saved_model_lib, "convert_and_save_model", save_then_interrupt)
     with pytest.raises(interrupt):
         export(model="mnist_pure_jax", num_epochs=0)
-    assert os.listdir(tmp_path / "mnist_pure_jax") == []
+    assert not (tmp_path / "mnist_pure_jax").exists()  # No version, no staging, no folder.
 
 
 def test_mismatching_savedmodel_is_not_published(export, tmp_path, monkeypatch):
@@ -257,7 +257,7 @@ def test_mismatching_savedmodel_is_not_published(export, tmp_path, monkeypatch):
     monkeypatch.setattr(saved_model_lib, "convert_and_save_model", save_wrong)
     with pytest.raises(ExportError, match="differ from the JAX function"):
         export(model="mnist_pure_jax", num_epochs=0)
-    assert os.listdir(tmp_path / "mnist_pure_jax") == []
+    assert not (tmp_path / "mnist_pure_jax").exists()  # No version, no staging, no folder.
 
 
 def test_unwritable_model_path_fails_before_training(export, tmp_path, monkeypatch):
@@ -329,7 +329,7 @@ def test_main_names_a_bad_data_file_and_exits_without_a_traceback(tmp_path):
         saved_model_main.main([])
     message = str(exit_.value.code)
     assert message.startswith("error: ") and "t10k-images-idx3-ubyte" in message
-    assert os.listdir(tmp_path / "models" / "mnist_flax") == []  # No version, no staging.
+    assert not (tmp_path / "models").exists()  # Nor the MODEL_PATH it made.
 
 
 def test_cpu_and_cuda_export_runs_on_cpu(main_export):

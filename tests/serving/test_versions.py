@@ -53,6 +53,22 @@ def test_an_interrupted_staging_leaves_nothing(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
+def test_a_staging_removes_the_directories_it_made_unless_a_version_is_in_them(tmp_path):
+    model_path = tmp_path / "models"
+    base = model_path / "m"
+    with pytest.raises(KeyboardInterrupt), versions.staging_directory(str(base)):
+        assert base.is_dir()
+        raise KeyboardInterrupt
+    assert os.listdir(tmp_path) == []  # A failed first export leaves no empty folders.
+    with versions.staging_directory(str(base)) as staging:
+        versions.publish_version(staging, str(base), 1)
+    assert os.listdir(base) == ["1"]
+    (tmp_path / "empty").mkdir()  # Already there: someone else's, kept.
+    with versions.staging_directory(str(tmp_path / "empty")):
+        pass
+    assert (tmp_path / "empty").is_dir()
+
+
 def test_stale_staging_dirs_are_only_those_no_export_holds(tmp_path):
     (tmp_path / ".staging-killed").mkdir()
     with versions.staging_directory(str(tmp_path)) as running:

@@ -316,6 +316,27 @@ def test_status_without_a_server_says_to_start_one():
         server_process.status("m", port)
 
 
+def test_status_says_whether_the_server_make_serve_started_still_runs(
+    run_files, model_server, dead_pid, fake_docker
+):
+    def started(*args):
+        return server_process.started_by_make_serve(*run_files.paths, *args, "run/server.log")
+
+    assert started("serving") == ""  # No run files: make serve started nothing.
+    run_files(model_server)
+    assert started("serving") == (
+        f"Started by make serve: the local server (pid {model_server}), log in run/server.log."
+    )
+    run_files(dead_pid)  # Killed, say, with its pid file left behind.
+    assert started("serving") == (
+        f"The local server that make serve started (pid {dead_pid}) is no longer running: see "
+        "its log, run/server.log; make serve starts another."
+    )
+    run_files(None, kind="docker")  # A docker that lists no container: it is gone.
+    assert started("serving").startswith("The docker server that make serve started (container")
+    assert fake_docker.calls() == ["ps -q -f name=^serving$"]
+
+
 def test_stop_stops_the_server_it_started_and_nothing_else(
     run_files, capsys, model_server, bystander, dead_pid
 ):
