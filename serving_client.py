@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import pathlib
+import socket
 import threading
 import time
 
@@ -48,7 +49,10 @@ def grpc_channel(address: str, ca_cert="", client_cert="", client_key="") -> grp
     try:
         pems = [pathlib.Path(path).read_bytes() if path else None for path in paths]
     except OSError as e:
-        raise RequestError(f"cannot read {e.filename}: {e.strerror}") from None
+        raise RequestError(
+            f"cannot read {e.filename}: {e.strerror}. TLS_DIR names the folder of the server's "
+            "ca.crt (and client.crt, client.key): make certs TLS_DIR=DIR writes a set for trying."
+        ) from None
     return grpc.secure_channel(address, grpc.ssl_channel_credentials(*pems), options)
 
 
@@ -73,9 +77,14 @@ class GrpcClient:
     def wait_ready(self, seconds: float) -> None:
         try:
             grpc.channel_ready_future(self._channel).result(timeout=seconds)
-        except grpc.FutureTimeoutError:  # Also when only the server or only the client has TLS.
-            hint = " A server started with TLS_DIR needs it here too."
-            raise RequestError(_NO_SERVER.format("gRPC", self.address, seconds) + hint) from None
+        except grpc.FutureTimeoutError:
+            if not _listens(self.address):
+                raise RequestError(_NO_SERVER.format("gRPC", self.address, seconds)) from None
+            raise RequestError(  # A TLS handshake that failed, or a server that is no gRPC one.
+                f"the server at {self.address} accepts connections, but no gRPC channel was set "
+                f"up within {seconds:g} s: do both use TLS? A server started with TLS_DIR needs "
+                "it here too (its ca.crt, and client.crt and client.key if it verifies clients)."
+            ) from None
 
     def signatures(self) -> dict:
         """The model's SignatureDefs by name, from GetModelMetadata, in REST's JSON form."""
@@ -183,6 +192,16 @@ def _errors(address: str):
         raise error(f"the server at {address} answered {e.code().name}: {e.details()}") from None
     except (requests.RequestException, ValueError) as e:  # ValueError: an answer not JSON.
         raise RequestError(f"the server at {address} did not answer: {e}") from None
+
+
+def _listens(address: str) -> bool:
+    """Whether something accepts TCP connections at host:port."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=2).close()
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def tensor_dims(info: dict) -> list[int]:

@@ -107,7 +107,7 @@ serve-local: serve-check
 
 reload: $(STAMP) ## Apply an edited MODEL_CONFIG to the running server (models, versions, labels)
 	@[ -n "$(MODEL_CONFIG)" ] || { echo "error: make reload needs MODEL_CONFIG=serving/models.config" \
-	  "(the file the server was started with, edited)" >&2; exit 1; }
+	  "(the config to apply: the one make serve was given, edited, or an edited copy)" >&2; exit 1; }
 	@$(PY) -m tools.model_config_files reload $(MODEL_CONFIG_FLAG) --exports_path=$(MODEL_PATH) \
 		--out=$(HOST_MODEL_CONFIG) --grpc_port=$(GRPC_PORT) --pid_file=$(PID_FILE) --kind_file=$(KIND_FILE) \
 		$(TLS_FLAGS) $(QUIET)

@@ -12,7 +12,9 @@ and what to do, and exits with status 1.
 """
 
 import argparse
+import contextlib
 import os
+import pathlib
 import sys
 
 from serving import model_config
@@ -27,6 +29,8 @@ def fail(message: str) -> None:
 
 def read(path: str):
     """The ModelServerConfig in `path`; fails with what to fix."""
+    if not os.path.isfile(path):
+        fail(f"{path}: no such file. MODEL_CONFIG names a model config, serving/models.config say.")
     try:
         return model_config.read(path)
     except ServingError as e:
@@ -62,16 +66,52 @@ def reload(
 ) -> None:
     """Sends the config in `source` to the server `make serve` started; over TLS when
     tls_files names a CA (and a client's certificate and key), as model_server_request.py."""
+    config = read(source)
+    if started is None:
+        fail("no server started by `make serve` runs: make serve MODEL_CONFIG=...")
+    check_base_paths(config, exports_path)
+    polled = out if started.kind != "docker" else ""  # The host's copy, which the server polls.
+    with restored_on_failure(polled):
+        if polled:
+            config = host_copy(config, source, exports_path, out)
+        send_config(config, grpc_port, host, timeout, tls_files)
+    print(f"The server applied {source}: {describe(config)}.")
+
+
+def check_base_paths(config, exports_path: str) -> None:
+    """Fails if a model's base path (/models as MODEL_PATH) is no directory: a reload with
+    another MODEL_PATH than the server's would unload the models it serves."""
+    rebased = model_config.rebase(config, os.path.abspath(exports_path))
+    for entry in rebased.model_config_list.config:
+        if os.path.isabs(entry.base_path) and not os.path.isdir(entry.base_path):
+            fail(
+                f"model {entry.name}'s base_path is {entry.base_path}, which does not exist: "
+                f"make reload puts MODEL_PATH={exports_path} in place of /models. Reload with "
+                "the MODEL_PATH that make serve used, or export the model first."
+            )
+
+
+@contextlib.contextmanager
+def restored_on_failure(path: str):
+    """Puts the file at `path` back as it was if the block fails, so that the server's
+    polling never reads a config that the server refused."""
+    previous = pathlib.Path(path).read_bytes() if path and os.path.exists(path) else None
+    try:
+        yield
+    except BaseException:
+        if previous is not None:  # Renamed into place: a poller never reads half a file.
+            pathlib.Path(f"{path}.restored").write_bytes(previous)
+            os.replace(f"{path}.restored", path)
+        raise
+
+
+def send_config(config, grpc_port: int, host: str, timeout: float, tls_files) -> None:
+    """Sends `config` to the server's ModelService; fails with its refusal and advice."""
     import grpc
     from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 
     import serving_client
 
-    config = read(source)
-    if started is None:
-        fail("no server started by `make serve` runs: make serve MODEL_CONFIG=...")
-    if started.kind != "docker":
-        config = host_copy(config, source, exports_path, out)  # What the server polls, too.
     request = model_management_pb2.ReloadConfigRequest(config=config)
     try:
         channel = serving_client.grpc_channel(f"{host}:{grpc_port}", *tls_files)
@@ -95,7 +135,6 @@ def reload(
                     "running (make status)? A server started with TLS_DIR needs it here too."
                 )
             fail(f"the server refused the config: {e.code().name}: {e.details()}.{advice}")
-    print(f"The server applied {source}: {describe(config)}.")
 
 
 def describe(config) -> str:

@@ -188,7 +188,9 @@ def test_a_canary_promoted_under_load_fails_no_request(tmp_path, exports, capsys
         with pytest.raises(SystemExit, match="not currently available for inference") as refused:
             reload(*variables)
         assert "A label moves only to a loaded version" in str(refused.value)
-        assert answering_version(canary, name, images) == 2  # The running config stays.
+        assert answering_version(canary, name, images) == 2  # The running config stays,
+        polled = model_config.read(str(tmp_path / "run" / "models.config"))  # and the copy
+        assert polled.model_config_list.config[0].version_labels["canary"] == 2  # it polls.
         # Metrics, with TensorFlow Serving's names (batching was on for all of the above).
         page = requests.get(
             f"http://localhost:{rest_port}/monitoring/prometheus/metrics", timeout=10

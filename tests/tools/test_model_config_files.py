@@ -3,13 +3,16 @@
 `make reload` applying a config to a running server: tests/make/test_serving_config.py.
 """
 
+import os
 import sys
 
 import pytest
 from conftest import ROOT, run
 
+from local_server.harness import free_port
 from serving import model_config
 from tools import model_config_files
+from tools.server_process import Started
 
 CONFIG = ROOT / "serving" / "models.config"
 
@@ -47,7 +50,44 @@ def test_a_config_that_does_not_parse_says_what_to_fix(tmp_path):
         model_config_files.read(str(bad))
 
 
+def test_a_missing_config_says_what_model_config_names(tmp_path):
+    with pytest.raises(SystemExit) as missing:
+        model_config_files.read(str(tmp_path / "nope.config"))
+    assert str(missing.value) == (
+        f"error: {tmp_path}/nope.config: no such file. MODEL_CONFIG names a model config, "
+        "serving/models.config say."
+    )
+
+
 def test_reload_needs_the_server_make_serve_started(tmp_path):
     out = str(tmp_path / "models.config")
     with pytest.raises(SystemExit, match="no server started by `make serve` runs"):
         model_config_files.reload(str(CONFIG), str(tmp_path), out, None)
+
+
+def test_reload_refuses_a_model_path_without_the_models_before_sending(tmp_path):
+    """Another MODEL_PATH than the server's would unload every model it serves."""
+    out = tmp_path / "run" / "models.config"
+    started = Started("local", 1)  # Never reached: the check comes before any connection.
+    with pytest.raises(SystemExit) as refused:
+        model_config_files.reload(str(CONFIG), str(tmp_path / "elsewhere"), str(out), started)
+    assert str(refused.value) == (
+        f"error: model mnist_flax's base_path is {tmp_path}/elsewhere/mnist_flax, which does "
+        f"not exist: make reload puts MODEL_PATH={tmp_path}/elsewhere in place of /models. "
+        "Reload with the MODEL_PATH that make serve used, or export the model first."
+    )
+    assert not out.exists()
+
+
+def test_a_failed_reload_puts_back_the_copy_the_server_polls(tmp_path):
+    for name in ("mnist_flax", "mnist_pure_jax"):
+        (tmp_path / "models" / name).mkdir(parents=True)
+    out = tmp_path / "models.config"
+    out.write_text("the config the server runs\n")
+    with pytest.raises(SystemExit, match="no gRPC answer from localhost:"):
+        model_config_files.reload(
+            str(CONFIG), str(tmp_path / "models"), str(out), Started("local", 1),
+            grpc_port=free_port(), timeout=5,
+        )  # fmt: skip
+    assert out.read_text() == "the config the server runs\n"
+    assert sorted(os.listdir(tmp_path)) == ["models", "models.config"]  # No temporary left.
