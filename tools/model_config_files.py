@@ -30,7 +30,10 @@ def fail(message: str) -> None:
 def read(path: str):
     """The ModelServerConfig in `path`; fails with what to fix."""
     if not os.path.isfile(path):
-        fail(f"{path}: no such file. MODEL_CONFIG names a model config, serving/models.config say.")
+        fail(
+            f"{path}: no such file. MODEL_CONFIG names a model config, such as "
+            "serving/models.config."
+        )
     try:
         return model_config.read(path)
     except ServingError as e:
@@ -79,11 +82,12 @@ def reload(
 
 
 def check_base_paths(config, exports_path: str) -> None:
-    """Fails if a model's base path (/models as MODEL_PATH) is no directory: a reload with
-    another MODEL_PATH than the server's would unload the models it serves."""
+    """Fails if a model's base path under /models is no directory under MODEL_PATH: a
+    reload with another MODEL_PATH than the server's would unload the models it serves."""
     rebased = model_config.rebase(config, os.path.abspath(exports_path))
-    for entry in rebased.model_config_list.config:
-        if os.path.isabs(entry.base_path) and not os.path.isdir(entry.base_path):
+    pairs = zip(config.model_config_list.config, rebased.model_config_list.config, strict=True)
+    for original, entry in pairs:
+        if original.base_path != entry.base_path and not os.path.isdir(entry.base_path):
             fail(
                 f"model {entry.name}'s base_path is {entry.base_path}, which does not exist: "
                 f"make reload puts MODEL_PATH={exports_path} in place of /models. Reload with "

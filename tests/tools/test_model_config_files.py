@@ -55,7 +55,7 @@ def test_a_missing_config_says_what_model_config_names(tmp_path):
         model_config_files.read(str(tmp_path / "nope.config"))
     assert str(missing.value) == (
         f"error: {tmp_path}/nope.config: no such file. MODEL_CONFIG names a model config, "
-        "serving/models.config say."
+        "such as serving/models.config."
     )
 
 
@@ -91,3 +91,11 @@ def test_a_failed_reload_puts_back_the_copy_the_server_polls(tmp_path):
         )  # fmt: skip
     assert out.read_text() == "the config the server runs\n"
     assert sorted(os.listdir(tmp_path)) == ["models", "models.config"]  # No temporary left.
+
+
+def test_only_base_paths_under_models_are_checked_on_this_host(tmp_path):
+    """Other paths are the server's own (a container's): nothing here can check them."""
+    config = model_config.read(str(CONFIG))
+    for entry in config.model_config_list.config:
+        entry.base_path = entry.base_path.replace("/models/", "/in/the/container/")
+    model_config_files.check_base_paths(config, str(tmp_path / "elsewhere"))  # No SystemExit.
