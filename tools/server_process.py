@@ -61,22 +61,26 @@ class Started:
             return None
         return cls(kind or "model", int(pid) if pid.isdigit() else None)
 
+    def runs(self, container: str) -> bool:
+        """Whether it still runs: its container (Docker), or a model server at its pid."""
+        if self.kind == "docker":
+            return container_running(container)
+        return bool(self.pid and alive(self.pid) and is_model_server(self.pid))
+
 
 def refuse_if_running(pid_file: str, kind_file: str, container: str) -> None:
     """Fails if the server `make serve` started still runs; forgets one that is gone."""
     started = Started.read(pid_file, kind_file)
-    if started and started.pid and not (alive(started.pid) and is_model_server(started.pid)):
-        print(
-            f"Removing the stale {pid_file} (process {started.pid} is gone, or is no model server)."
-        )
-        _forget(pid_file, kind_file)
-        return
-    docker_runs = started and started.kind == "docker" and container_running(container)
-    if started and (started.pid or docker_runs):
+    if started and started.runs(container):
         fail(
             f"a model server started by 'make serve' is already running ({started.kind} server, "
             f"pid {started.pid or ''}). See it with 'make status'; stop it with 'make stop'."
         )
+    if started and started.pid:
+        print(
+            f"Removing the stale {pid_file} (process {started.pid} is gone, or is no model server)."
+        )
+        _forget(pid_file, kind_file)
 
 
 def choose_kind(server: str = "auto") -> tuple[str, str]:
@@ -239,12 +243,8 @@ def started_by_make_serve(pid_file: str, kind_file: str, container: str, log: st
     started = Started.read(pid_file, kind_file)
     if started is None:
         return ""
-    if started.kind == "docker":
-        runs, which = container_running(container), f"container {container}"
-    else:
-        runs = bool(started.pid and alive(started.pid) and is_model_server(started.pid))
-        which = f"pid {started.pid}"
-    if runs:
+    which = f"container {container}" if started.kind == "docker" else f"pid {started.pid}"
+    if started.runs(container):
         return f"Started by make serve: the {started.kind} server ({which}), log in {log}."
     return (
         f"The {started.kind} server that make serve started ({which}) is no longer running: "
