@@ -4,10 +4,9 @@ r"""Send MNIST test images to a model server over gRPC or REST; print accuracy a
         --prediction_service_addr=localhost:8500 --serving_batch_size=16 --count_images=128
 
 Each batch goes main -> mnist_client.send_batches -> client.predict, which calls the
-server's Predict (serving_client.py). --images='digits/*.png' sends image files through
-the image signature instead and prints each file's digit (image_client.py);
---inputs=file.npy (one input) or .npz (named inputs) sends those arrays to any model and
-prints its outputs (serving_inputs.py).
+server's Predict (clients/serving_client.py). --images='digits/*.png' sends image files
+and prints each one's digit (clients/image_client.py); --inputs=file.npz sends your arrays
+to any model and prints its outputs (clients/inputs_client.py).
 """
 
 import gc
@@ -15,12 +14,10 @@ import sys
 
 from absl import app, flags
 
-import image_client
-import mnist_client
-import serving_client
-import serving_inputs
+from clients import image_client, inputs_client, mnist_client, serving_client
 from models import mnist_data
 from serving.env import DEFAULTS
+from serving.signatures import InputsError
 
 _USE_GRPC = flags.DEFINE_boolean("use_grpc", True, "Use the gRPC API; --nouse_grpc uses REST.")
 _MODEL = flags.DEFINE_string("model_spec_name", DEFAULTS["MODEL"], "The model's name ($MODEL).")
@@ -71,15 +68,15 @@ def main(_: list[str]) -> None:
     try:  # --inputs and --images read their files (a bad one is reported) before connecting.
         client = make_client()
         if _INPUTS.value:
-            outputs = serving_inputs.send_file(client, _INPUTS.value, wait)
-            return print(serving_inputs.describe(outputs))
+            outputs = inputs_client.send_file(client, _INPUTS.value, wait)
+            return print(inputs_client.describe(outputs))
         if _IMAGES.value:
             results = image_client.send_files(client, _IMAGES.value.split(), batch_size, wait)
             return print(image_client.describe(results))
         client.wait_ready(wait)
         input_name = mnist_client.check_model(client, batch_size)
         data = mnist_data.load("test", data_dir=_DATA_DIR.value, mock=_MOCK_DATA.value)
-    except (serving_client.RequestError, serving_inputs.InputsError, mnist_data.DataError) as e:
+    except (serving_client.RequestError, InputsError, mnist_data.DataError) as e:
         sys.exit(f"error: {e}")
     if len(data) < count:
         sys.exit(f"error: the test data has {len(data)} images, fewer than --count_images={count}")

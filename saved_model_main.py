@@ -24,10 +24,9 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import saved_model_lib
-import serving_inputs
 from models import MODELS, ModelError, checkpoint, export_lib, get_model, inputs, mnist_data, train
 from models.export_lib import ExportError, ExportOptions
-from serving import releases, versions
+from serving import releases, signatures, versions
 
 PLATFORMS = ("cpu", "cuda", "rocm", "tpu")
 _DEFAULT = ExportOptions()  # The flags' defaults.
@@ -148,7 +147,7 @@ def main(argv: list[str]) -> None:
         mnist_data.DataError,
         ModelError,
         checkpoint.CheckpointError,
-        serving_inputs.InputsError,
+        signatures.InputsError,
     ) as e:
         sys.exit(f"error: {e}")
     except KeyboardInterrupt:  # The clean-up has run: say so, without a traceback.

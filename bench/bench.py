@@ -34,11 +34,10 @@ import tensorflow as tf
 from absl import app, flags
 from tensorflow_serving.apis import get_model_status_pb2
 
-import mnist_client
 import saved_model_lib
-import serving_client
 from bench import load
 from bench.jax_latency import jax_latency_ms, timed
+from clients import mnist_client, serving_client
 from local_server import batching
 from local_server.harness import LocalServer
 from local_server.servable import Servable

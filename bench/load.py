@@ -19,7 +19,7 @@ import grpc
 import numpy as np
 from tensorflow_serving.apis import predict_pb2
 
-import serving_client
+from clients import serving_client
 
 
 def grpc_sender(

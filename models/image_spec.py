@@ -1,6 +1,6 @@
 """The image signature's interface, without TensorFlow: what the export writes, what clients send.
 
-models/image_signature.py builds the signature; image_client.py and web/ call it.
+models/image_signature.py builds the signature; clients/image_client.py and web/ call it.
 """
 
 SIGNATURE_NAME = "predict_images"

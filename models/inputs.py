@@ -13,12 +13,12 @@ import numpy as np
 import tensorflow as tf
 
 import saved_model_lib
-import serving_inputs
 from models import mnist_data
 from models.base import InputSpec, Model
+from serving.signatures import DTYPES, InputsError, load, match_signature
 
 Batch = np.ndarray | dict[str, np.ndarray]
-_DATA_TYPES = {v: k for k, v in serving_inputs.DTYPES.items()}  # float32 -> DT_FLOAT
+_DATA_TYPES = {v: k for k, v in DTYPES.items()}  # float32 -> DT_FLOAT
 
 
 def specs(model: Model) -> dict[str, InputSpec]:
@@ -65,10 +65,10 @@ def from_file(model: Model, path: str) -> dict[str, np.ndarray]:
             for name, spec in specs(model).items()
         }
     }
-    arrays = serving_inputs.load(path)
-    named = serving_inputs.match_signature(arrays, signature, f"--inputs={path}")
+    arrays = load(path)
+    named = match_signature(arrays, signature, f"--inputs={path}")
     if not len(next(iter(named.values()))) or len({len(v) for v in named.values()}) != 1:
-        raise serving_inputs.InputsError(f"--inputs={path}: its inputs need the same rows, >= 1")
+        raise InputsError(f"--inputs={path}: its inputs need the same rows, >= 1")
     return named
 
 

@@ -114,7 +114,7 @@ def send_config(config, grpc_port: int, host: str, timeout: float, tls_files) ->
     import grpc
     from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 
-    import serving_client
+    from clients import serving_client
 
     request = model_management_pb2.ReloadConfigRequest(config=config)
     try:

@@ -7,9 +7,8 @@ import grpc
 import pytest
 from conftest import export_model, local_server
 
-import mnist_client
-import serving_client
 from bench import load
+from clients import mnist_client, serving_client
 from models import mnist_data
 
 IMAGES = mnist_data.scale_images(mnist_data.synthetic(4, seed=5).images)

@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 from conftest import answering_version, free_port, local_server, request_cli, run
 
-import mnist_client
-import serving_client
+from clients import mnist_client, serving_client
 from models import mnist_data, progress
 from serving.env import DEFAULTS
 
@@ -24,7 +23,8 @@ def test_importing_the_client_imports_neither_jax_nor_flax_nor_tensorflow():
     # TensorFlow imports jax (tf.lite does), so a REST client must not import TensorFlow;
     # models imports a model's module, and so JAX, only when get_model asks for it.
     code = (
-        "import sys, model_server_request, serving_client, models\n"
+        "import sys, model_server_request, models\n"
+        "from clients import image_client, inputs_client, mnist_client, serving_client\n"
         "serving_client.RestClient('localhost:1', 'm', 1)\n"
         "assert not {'jax', 'flax', 'tensorflow'} & set(sys.modules), sorted(sys.modules)\n"
         "assert models.get_model('mnist_pure_jax').name == 'mnist_pure_jax'\n"

@@ -23,6 +23,7 @@ import saved_model_lib
 import saved_model_main
 from models import INPUT_SHAPE, export_lib, get_model, mnist_data
 from serving import versions
+from serving.signatures import InputsError
 
 pytestmark = pytest.mark.slow  # Its exports add up to most of a minute.
 
@@ -397,3 +398,18 @@ def test_without_verbose_the_libraries_info_lines_are_dropped():
     assert not keep(record(in_jax, absl_logging.logging.INFO))
     assert keep(record(in_tf, absl_logging.logging.WARNING))
     assert keep(record(saved_model_main.__file__, absl_logging.logging.INFO))
+
+
+def test_the_exports_inputs_are_checked_against_the_models_specs(tmp_path):
+    np.savez(tmp_path / "bad.npz", numeric=np.zeros((2, 6), np.float32))
+    options = export_options(
+        tmp_path / "models",
+        model="examples.regressor:MODEL",
+        checkpoint=str(tmp_path / "unused"),
+        inputs=str(tmp_path / "bad.npz"),
+    )
+    with pytest.raises(
+        InputsError, match="arrays numeric, but the signature's inputs are numeric, onehot"
+    ):
+        saved_model_main.train_and_export(options)
+    assert not (tmp_path / "models").exists()

@@ -1,11 +1,11 @@
-"""image_client.py: reading files by glob, and requests of a fixed batch padded, in-process."""
+"""clients/image_client.py: files read by glob, and a fixed batch padded, in-process."""
 
 import numpy as np
 import pytest
 
-import image_client
+from clients import image_client
+from clients.serving_client import RequestError
 from models import image_spec
-from serving_client import RequestError
 
 
 class FakeClient:

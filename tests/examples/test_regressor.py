@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from conftest import export_model, local_server
 
-import serving_client
-import serving_inputs
+from clients import inputs_client, serving_client
 from examples import regressor, train_regressor
 from models import checkpoint
+from serving import signatures
 from tools import check_savedmodel
 
 TOLERANCES = dict(atol=1e-5, rtol=1e-5)  # models/export_lib.py's CPU_TOLERANCES.
@@ -48,8 +48,8 @@ def test_served_answers_equal_the_jax_functions(trained, tmp_path):
             serving_client.RestClient(f"localhost:{server.rest_port}", "regressor", timeout=30),
         ):
             signature = client.signatures()[serving_client.SIGNATURE]
-            named = serving_inputs.match_signature(serving_inputs.load(inputs_file), signature)
-            outputs = serving_inputs.send(client, named, signature)
+            named = signatures.match_signature(signatures.load(inputs_file), signature)
+            outputs = inputs_client.send(client, named, signature)
             assert list(outputs) == ["output_0"] and outputs["output_0"].shape == (4, 1)
             np.testing.assert_allclose(outputs["output_0"], expected, **TOLERANCES)
 

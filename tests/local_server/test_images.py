@@ -10,8 +10,7 @@ import requests
 import tensorflow as tf
 from conftest import local_server, request_cli
 
-import image_client
-import serving_client
+from clients import image_client, serving_client
 from models import export_lib, image_spec, mnist_data
 
 DATA = mnist_data.load("test", mock=True)

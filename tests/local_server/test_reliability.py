@@ -236,8 +236,7 @@ def test_server_binds_to_localhost_only(fuzz_server):
 def test_requests_while_the_server_restarts_fail_clearly_and_are_counted(
     tmp_path, caplog, untrained_mlp
 ):
-    import mnist_client
-    import serving_client
+    from clients import mnist_client, serving_client
     from local_server.harness import free_port
 
     base = tmp_path / "mnist_pure_jax"

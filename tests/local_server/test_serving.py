@@ -22,7 +22,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-import serving_client
+from clients import serving_client
 from models import mnist_data
 from serving import model_config, versions
 

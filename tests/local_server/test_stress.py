@@ -16,7 +16,7 @@ import requests
 from conftest import answering_version, copy_version, local_server
 from half_plus_two import write_tf1
 
-import serving_client
+from clients import serving_client
 from models import mnist_data
 from serving import versions
 

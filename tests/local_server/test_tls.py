@@ -14,7 +14,7 @@ from google.protobuf import text_format
 from half_plus_two import write_tf2
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
-import serving_client
+from clients import serving_client
 from local_server import tls
 from local_server.protos.ssl_config_pb2 import SSLConfig
 from serving.status import ServingError

@@ -13,9 +13,8 @@ import requests
 from conftest import ROOT, answering_version, copy_version, run
 from test_make import dry_run, make, server_vars, walkthrough_args
 
-import mnist_client
 import saved_model_main
-import serving_client
+from clients import mnist_client, serving_client
 from serving import model_config
 from tools import model_config_files
 

@@ -20,8 +20,7 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, local_server
 
-import image_client
-import serving_client
+from clients import image_client, serving_client
 from local_server.harness import free_port
 from models import export_lib, mnist_data
 

@@ -1,19 +1,18 @@
-"""Send your own arrays (a .npy, or a .npz of named inputs) to any served model; its outputs.
+"""A SignatureDef's inputs as TensorFlow Serving reports them (GetModelMetadata, REST's
+/metadata, in JSON form), and your arrays (a .npy, or a .npz of named inputs) checked
+against them: by `make export INPUTS=` and by `make request INPUTS=`.
 
-    arrays = serving_inputs.load("inputs.npz")          # {"numeric": ..., "onehot": ...}
-    signature = client.signatures()["serving_default"]
-    named = serving_inputs.match_signature(arrays, signature)
-    outputs = serving_inputs.send(client, named, signature)  # {"output_0": array}
+    signature = client.signatures()[SIGNATURE]
+    named = signatures.match_signature(signatures.load("inputs.npz"), signature)
 
-The arrays are checked against the signature the server reports (names, dtypes, shapes,
--1 for any size) before anything is sent. No TensorFlow: REST needs only numpy.
+Names, dtypes and shapes (-1: any size) are checked before anything is sent. numpy only.
 """
 
 import os
 
 import numpy as np
 
-from serving_client import SIGNATURE, tensor_dims
+SIGNATURE = "serving_default"  # The signature the export writes and the clients call.
 
 # The signature's dtypes (TensorFlow's DataType names) that a .npy can hold.
 DTYPES = {
@@ -79,31 +78,6 @@ def match_signature(
     return dict(arrays)
 
 
-def send_file(client, path: str, wait: float) -> dict[str, np.ndarray]:
-    """--inputs: loads `path` (a bad file is reported before connecting), waits up to `wait`
-    seconds for the server, matches the arrays to its signature and sends them; the outputs."""
-    arrays = load(path)
-    client.wait_ready(wait)
-    signature = client.signatures().get(SIGNATURE, {})
-    return send(client, match_signature(arrays, signature, f"--inputs={path}"), signature)
-
-
-def send(client, named: dict[str, np.ndarray], signature: dict) -> dict[str, np.ndarray]:
-    """Sends one request; the outputs by the signature's output names, numbers in its dtypes
-    (REST's JSON has none) and others, such as strings, as they come."""
-    answer = client.predict(named)
-    outputs = signature.get("outputs", {})
-    if not isinstance(answer, dict):  # A single output's answer comes unnamed.
-        answer = {next(iter(outputs)): answer}
-    return {
-        name: np.asarray(value, dtype=DTYPES.get(outputs.get(name, {}).get("dtype")))
-        for name, value in answer.items()
-    }
-
-
-def describe(outputs: dict[str, np.ndarray]) -> str:
-    """The outputs as text: per output, its name, dtype and shape, then its values."""
-    return "\n".join(
-        f"{name}: {array.dtype} {tuple(array.shape)}\n{np.array2string(array, threshold=200)}"
-        for name, array in sorted(outputs.items())
-    )
+def tensor_dims(info: dict) -> list[int]:
+    """A TensorInfo's dims, in REST's JSON form (int64 as strings, 0 omitted); -1: any size."""
+    return [int(d.get("size", 0)) for d in info.get("tensor_shape", {}).get("dim", [])]

@@ -4,7 +4,7 @@
     input_name = mnist_client.check_model(client, batch_size=16)
     summary = mnist_client.send_batches(client, input_name, mnist_data.load("test"), 16)
 
-Over gRPC or REST alike (serving_client.py); model_server_request.py's default request.
+Over gRPC or REST alike (clients/serving_client.py); model_server_request.py's default request.
 """
 
 import concurrent.futures
@@ -13,15 +13,9 @@ import time
 import numpy as np
 from absl import logging
 
+from clients.serving_client import GrpcClient, RequestError, RestClient, UnknownModelError
 from models import NUM_CLASSES, mnist_data, progress
-from serving_client import (
-    SIGNATURE,
-    GrpcClient,
-    RequestError,
-    RestClient,
-    UnknownModelError,
-    tensor_dims,
-)
+from serving.signatures import SIGNATURE, tensor_dims
 
 
 def check_model(client: GrpcClient | RestClient, batch_size: int) -> str:

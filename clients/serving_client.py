@@ -22,7 +22,8 @@ import orjson
 import requests
 from google.protobuf import json_format
 
-SIGNATURE = "serving_default"  # The signature the export writes and the clients call.
+from serving.signatures import SIGNATURE
+
 _NO_SERVER = "no model server answers {} at {} within {:g} s: start one with `make serve`."
 
 
@@ -202,8 +203,3 @@ def _listens(address: str) -> bool:
     except (OSError, ValueError):
         return False
     return True
-
-
-def tensor_dims(info: dict) -> list[int]:
-    """A TensorInfo's dims, in REST's JSON form (int64 as strings, 0 omitted); -1: any size."""
-    return [int(d.get("size", 0)) for d in info.get("tensor_shape", {}).get("dim", [])]

@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from clients.serving_client import GrpcClient, RequestError, RestClient
 from models import image_spec
-from serving_client import GrpcClient, RequestError, RestClient, tensor_dims
+from serving.signatures import tensor_dims
 
 
 def read_images(patterns: Sequence[str]) -> list[tuple[str, bytes]]:
