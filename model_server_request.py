@@ -21,12 +21,10 @@ from serving.signatures import InputsError
 
 _USE_GRPC = flags.DEFINE_boolean("use_grpc", True, "Use the gRPC API; --nouse_grpc uses REST.")
 _MODEL = flags.DEFINE_string("model_spec_name", DEFAULTS["MODEL"], "The model's name ($MODEL).")
-_LABEL = flags.DEFINE_string(
-    "model_version_label", "", "A label of the server's model config (LABEL=canary); empty: newest."
-)
+_LABEL = flags.DEFINE_string("model_version_label", "", "A config's version label; empty: newest.")
 _ADDRESS = flags.DEFINE_string(
-    "prediction_service_addr", f"localhost:{DEFAULTS['GRPC_PORT']}",
-    f"host:port of the server: its gRPC port, or its REST port ({DEFAULTS['REST_PORT']}).",
+    "prediction_service_addr", "", f"host:port of the server; empty: localhost:"
+    f"{DEFAULTS['GRPC_PORT']} for gRPC, localhost:{DEFAULTS['REST_PORT']} for REST.",
 )  # fmt: skip
 _BATCH_SIZE = flags.DEFINE_integer(
     "serving_batch_size", int(DEFAULTS["SERVING_BATCH_SIZE"]), "Images per request.", lower_bound=1
@@ -50,12 +48,8 @@ _IMAGES = flags.DEFINE_string(
     "images", "", "Glob patterns of PNG or JPEG files, separated by spaces: send them through "
     "the image signature and print each one's digit, instead of sending MNIST test images.",
 )  # fmt: skip
-_INPUTS = flags.DEFINE_string(
-    "inputs", None, "A .npy (one input) or .npz (inputs by name) to send, instead of MNIST."
-)
-_VERBOSE = flags.DEFINE_boolean(
-    "verbose", False, "Log each batch's predictions and running accuracy, not a progress bar."
-)
+_INPUTS = flags.DEFINE_string("inputs", "", "A .npy or .npz of inputs to send, not MNIST's.")
+_VERBOSE = flags.DEFINE_boolean("verbose", False, "Log each batch's predictions, not a bar.")
 
 
 def main(_: list[str]) -> None:
@@ -94,13 +88,15 @@ def main(_: list[str]) -> None:
         sys.exit(f"error: {summary['failed']} of {count // batch_size} requests failed")
 
 
-def make_client() -> "serving_client.GrpcClient | serving_client.RestClient":
+def make_client() -> serving_client.GrpcClient | serving_client.RestClient:
     """The client the flags ask for: gRPC (over TLS with --ca_cert) or REST."""
-    args = _ADDRESS.value, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value
+    port = DEFAULTS["GRPC_PORT"] if _USE_GRPC.value else DEFAULTS["REST_PORT"]
+    address = _ADDRESS.value or f"localhost:{port}"
+    args = address, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value
     if not _USE_GRPC.value:
         return serving_client.RestClient(*args)
     tls = _CA_CERT.value, _CLIENT_CERT.value, _CLIENT_KEY.value
-    return serving_client.GrpcClient(*args, serving_client.grpc_channel(_ADDRESS.value, *tls))
+    return serving_client.GrpcClient(*args, serving_client.grpc_channel(address, *tls))
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import tensorflow as tf
 from jax.experimental import jax2tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-# The serving signature's input name: the argument name of the saved function.
+# The serving signature's input name: its TensorSpec's name (models/inputs.py names it).
 INPUT_NAME = "inputs"
 # Where TensorFlow Serving looks for the requests that warm a version up.
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -115,7 +115,7 @@ def convert_and_save_model(
         ),
         params,
     )
-    # The argument's name becomes the signature's input name (INPUT_NAME).
+    # Each TensorSpec's name becomes the signature's input name (the argument's, if unnamed).
     tf_graph = tf.function(
         lambda inputs: tf_fn(param_vars, inputs), autograph=False, jit_compile=compile_model
     )
@@ -139,7 +139,7 @@ def convert_and_save_model(
             raise ExportFormatError(
                 f"JAX {jax.__version__} wrote ops newer than the format asked for "
                 f"({'; '.join(problems)}): writing_format no longer controls JAX's format. "
-                "Use the JAX version this file was tested with, or update writing_format."
+                "Pin the jax of requirements.txt, or update writing_format."
             )
 
 

@@ -183,7 +183,7 @@ def train_and_export(options: ExportOptions) -> str:
     result = export_lib.parameters(model, options, test_data, restored)
     predict_fn = model.apply if options.model_classifier_layer else model.features
 
-    if options.serving_batch_size == -1 or not mnist:  # -1: a batch-polymorphic SavedModel.
+    if options.serving_batch_size == -1 or not mnist:  # One signature, -1: any batch size.
         input_signatures, polymorphic_shapes = inputs.signatures(model, options.serving_batch_size)
     else:  # The serving signature first, then the training and test batch sizes.
         sizes = [options.serving_batch_size, train.TRAIN_BATCH_SIZE, train.TEST_BATCH_SIZE]

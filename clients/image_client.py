@@ -20,10 +20,10 @@ from serving.signatures import tensor_dims
 
 
 def read_images(patterns: Sequence[str]) -> list[tuple[str, bytes]]:
-    """(path, bytes) of the files that the glob `patterns` match, sorted; RequestError if none."""
-    paths = sorted(
-        {path for pattern in patterns for path in glob.glob(os.path.expanduser(pattern))}
-    )
+    """(path, bytes) of the files that the glob `patterns` match, sorted (folders are
+    skipped); RequestError if none."""
+    matches = {path for pattern in patterns for path in glob.glob(os.path.expanduser(pattern))}
+    paths = sorted(path for path in matches if os.path.isfile(path))
     if not paths:
         raise RequestError(
             f"no file matches {' '.join(patterns)}: write sample digits with `make digits`, "

@@ -4,7 +4,7 @@
     print(inputs_client.describe(outputs))
 
 The arrays are checked against the signature the server reports (serving/signatures.py)
-before anything is sent. No TensorFlow: REST needs only numpy.
+before anything is sent. Over REST, no TensorFlow is loaded.
 """
 
 import numpy as np

@@ -29,8 +29,9 @@ def check_model(client: GrpcClient | RestClient, batch_size: int) -> str:
         ) from None
     inputs, outputs = signature.get("inputs", {}), signature.get("outputs", {})
     if len(inputs) != 1 or len(outputs) != 1:
-        raise RequestError(f"model '{client.model}' has no '{SIGNATURE}' signature of one input")
-    input_dims, output_dims = (tensor_dims(t) for t in (*inputs.values(), *outputs.values()))
+        raise RequestError(f"model '{client.model}' has no '{SIGNATURE}' of one input and output")
+    ((input_name, input_info),), (output_info,) = inputs.items(), outputs.values()
+    input_dims, output_dims = tensor_dims(input_info), tensor_dims(output_info)
     batch = input_dims[0] if input_dims else -1
     if batch > 0 and batch != batch_size:
         raise RequestError(
@@ -44,7 +45,7 @@ def check_model(client: GrpcClient | RestClient, batch_size: int) -> str:
             f"{NUM_CLASSES} digits: it is no MNIST classifier (a features-only export is served "
             "as MODEL_features). Request a classifier (make request MODEL=...)."
         )
-    return next(iter(inputs))
+    return input_name
 
 
 def send_batches(

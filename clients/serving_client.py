@@ -3,8 +3,8 @@
     client = GrpcClient("localhost:8500", "mnist_flax", timeout=30)  # RestClient: port 8501
     log_probabilities = client.predict({"inputs": images})  # images: float32 (16, 28, 28, 1)
 
-Every failure is a RequestError that says what to do. Only GrpcClient imports
-tensorflow-serving-api's messages, which import TensorFlow (seconds), at its first call.
+Every failure is a RequestError: what to do, or the server's answer. Only GrpcClient
+imports tensorflow-serving-api's messages, which import TensorFlow (seconds), at its first call.
 """
 
 import base64
@@ -32,7 +32,7 @@ class RequestError(Exception):
 
 
 class UnknownModelError(RequestError):
-    """The server serves no such model (or no version under that label)."""
+    """The server serves no such model (NOT_FOUND, HTTP 404); an unknown label is invalid."""
 
 
 def grpc_channel(address: str, ca_cert="", client_cert="", client_key="") -> grpc.Channel:
@@ -59,7 +59,7 @@ def grpc_channel(address: str, ca_cert="", client_cert="", client_key="") -> grp
 
 class GrpcClient:
     """One model through the gRPC API; label: ask the version a model config's label names;
-    channel: a grpc_channel to the address (over TLS, say), or a plaintext one."""
+    channel: from grpc_channel(address, ...) for TLS; by default a plaintext one."""
 
     def __init__(self, address: str, model: str, timeout: float, label="", channel=None):
         self.address, self.model, self.timeout = address, model, timeout
@@ -70,7 +70,8 @@ class GrpcClient:
 
     @functools.cached_property
     def _stub(self):
-        """Made at the first call, so that wait_ready says at once when no server answers."""
+        """Made at the first call: its import loads TensorFlow (seconds), which wait_ready
+        does not need to say that no server answers."""
         from tensorflow_serving.apis import prediction_service_pb2_grpc
 
         return prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
@@ -84,7 +85,8 @@ class GrpcClient:
             raise RequestError(  # A TLS handshake that failed, or a server that is no gRPC one.
                 f"the server at {self.address} accepts connections, but no gRPC channel was set "
                 f"up within {seconds:g} s: do both use TLS? A server started with TLS_DIR needs "
-                "it here too (its ca.crt, and client.crt and client.key if it verifies clients)."
+                "it here too (its ca.crt, and client.crt and client.key if it verifies clients). "
+                "Or is it a REST port, not gRPC's?"
             ) from None
 
     def signatures(self) -> dict:

@@ -43,7 +43,8 @@ def load(path: str) -> np.ndarray | dict[str, np.ndarray]:
 
 
 def tensor_spec(info: dict) -> tuple[str, list[int]]:
-    """A TensorInfo (REST's JSON form) as (numpy dtype name, dims); -1: any size."""
+    """A TensorInfo (REST's JSON form) as (numpy dtype name, dims); -1: any size. A dtype
+    that a .npy cannot hold keeps TensorFlow's name (DT_STRING)."""
     return DTYPES.get(info.get("dtype", ""), info.get("dtype", "?")), tensor_dims(info)
 
 
@@ -52,6 +53,8 @@ def match_signature(
 ) -> dict[str, np.ndarray]:
     """The arrays by the signature's input names, checked against its dtypes and shapes."""
     inputs = signature.get("inputs", {})
+    if not inputs:
+        raise InputsError(f"{source}: the model has no '{SIGNATURE}' signature with inputs")
     names = ", ".join(sorted(inputs))
     if isinstance(arrays, np.ndarray):
         if len(inputs) != 1:
@@ -66,10 +69,15 @@ def match_signature(
         )
     for name, array in arrays.items():
         dtype, dims = tensor_spec(inputs[name])
+        if dtype not in DTYPES.values():
+            raise InputsError(
+                f"{source}: input '{name}' takes {dtype}, but --inputs sends numbers and booleans"
+                " only: send it with clients/serving_client.py's predict"
+            )
         fits = len(dims) == array.ndim and all(
             d in (-1, n) for d, n in zip(dims, array.shape, strict=True)
         )
-        if dtype not in DTYPES.values() or array.dtype != np.dtype(dtype) or not fits:
+        if array.dtype != np.dtype(dtype) or not fits:
             raise InputsError(
                 f"{source}: input '{name}' is {array.dtype} {tuple(array.shape)}, the signature "
                 f"takes {dtype} {tuple(dims)} (-1: any size); convert it, e.g. "

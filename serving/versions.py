@@ -106,7 +106,7 @@ def exported_here(version_dir: str) -> bool:
 
 def write_export_info(version_dir: str, info: dict) -> str:
     """Writes EXPORT_INFO_FILE: EXPORTED_BY, the time, then `info`; returns its path."""
-    created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    created = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     path = os.path.join(version_dir, EXPORT_INFO_FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:

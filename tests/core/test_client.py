@@ -256,8 +256,17 @@ def test_request_script_takes_its_defaults_from_env_sh():
     assert defaults["model_spec_name"] == DEFAULTS["MODEL"]
     assert defaults["serving_batch_size"] == DEFAULTS["SERVING_BATCH_SIZE"]
     assert defaults["count_images"] == DEFAULTS["COUNT_IMAGES"]
-    assert defaults["prediction_service_addr"] == f"localhost:{DEFAULTS['GRPC_PORT']}"
-    assert f"REST port ({DEFAULTS['REST_PORT']})" in " ".join(result.stdout.split())
+    assert defaults["prediction_service_addr"] == ""
+    grpc, rest = (f"localhost:{DEFAULTS[port]}" for port in ("GRPC_PORT", "REST_PORT"))
+    assert f"empty: {grpc} for gRPC, {rest} for REST" in " ".join(result.stdout.split())
+
+
+def test_rest_without_an_address_asks_the_rest_port():
+    if serving_client._listens(f"localhost:{DEFAULTS['REST_PORT']}"):
+        pytest.skip(f"a server of this machine listens on port {DEFAULTS['REST_PORT']}")
+    result = request_cli("--nouse_grpc", "--connect_timeout=0.3")
+    assert result.returncode == 1
+    assert f"no model server answers REST at localhost:{DEFAULTS['REST_PORT']}" in result.stderr
 
 
 def test_request_script_refuses_a_count_the_batch_does_not_divide():

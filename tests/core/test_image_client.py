@@ -30,12 +30,15 @@ class FakeClient:
 def test_read_images_sorts_the_matches_of_every_pattern(tmp_path):
     for name in ("b.png", "a.png", "c.jpg"):
         (tmp_path / name).write_bytes(name.encode())
+    (tmp_path / "folder.png").mkdir()
     files = image_client.read_images([f"{tmp_path}/*.png", f"{tmp_path}/c.jpg"])
     assert [(path.split("/")[-1], data) for path, data in files] == [
         ("a.png", b"a.png"), ("b.png", b"b.png"), ("c.jpg", b"c.jpg"),
     ]  # fmt: skip
     with pytest.raises(RequestError, match="make digits"):
         image_client.read_images([f"{tmp_path}/*.gif"])
+    with pytest.raises(RequestError, match="no file matches"):
+        image_client.read_images([f"{tmp_path}/folder.png"])
 
 
 @pytest.mark.parametrize("pad, batches", [(False, [4, 1]), (True, [4, 4])])

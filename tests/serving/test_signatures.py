@@ -53,6 +53,12 @@ def test_npy_and_npz_files_load_and_match(tmp_path):
         pytest.param(np.zeros((5, 6), np.float32), SIGNATURE,
                      "one array, but the signature has 2 inputs (numeric, onehot)",
                      id="npy for two"),
+        pytest.param(np.zeros((5, 6), np.float32), {},
+                     "the model has no 'serving_default' signature with inputs",
+                     id="no signature"),
+        pytest.param(np.zeros((2,), np.float32), {"inputs": {"text": tensor("DT_STRING", -1)}},
+                     "input 'text' takes DT_STRING, but --inputs sends numbers and booleans only",
+                     id="strings"),
     ],
 )  # fmt: skip
 def test_a_mismatch_with_the_signature_is_one_line(arrays, signature, expected):
