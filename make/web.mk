@@ -12,5 +12,5 @@ digits: $(STAMP) ## Write 10 MNIST test digits as PNG files into DIGITS_DIR (MOC
 	$(PY) -m tools.sample_digits --out=$(DIGITS_DIR) $(strip $(DATA_FLAGS)) $(QUIET)
 
 web: ## Serve web/, a page to draw a digit on, on WEB_PORT (needs make serve CORS=1)
-	@echo "Open http://localhost:$(WEB_PORT)/?rest=localhost:$(REST_PORT) (Ctrl-C stops)."
+	@echo "Open http://localhost:$(WEB_PORT)/?rest=localhost:$(REST_PORT)&model=$(MODEL) (Ctrl-C stops)."
 	$(PYTHON3) -m http.server --bind 127.0.0.1 --directory web $(WEB_PORT)

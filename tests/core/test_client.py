@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import answering_version, free_port, local_server, request_cli, run
+from conftest import ROOT, answering_version, free_port, local_server, request_cli, run
 
 from clients import mnist_client, serving_client
 from models import mnist_data, progress
@@ -184,6 +184,14 @@ def test_both_clients_learn_the_input_and_predict_the_same(server):
     assert by_rest.dtype == np.float64  # JSON carries no dtype.
     np.testing.assert_allclose(by_grpc, by_rest, rtol=1e-6)
     assert answering_version(grpc_client, "inputs", IMAGES) == 1
+
+
+def test_the_snippet_of_the_clients_readme_runs(server, capsys):
+    text = (ROOT / "clients" / "README.md").read_text()
+    snippet = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert '"localhost:8500", "mnist_flax"' in snippet
+    exec(snippet.replace('"localhost:8500", "mnist_flax"', f'"{server.grpc_address}", "mlp"'), {})
+    assert re.fullmatch(r"digits \[[\d\s]+\] labels \[[\d\s]+\]\n", capsys.readouterr().out)
 
 
 def test_a_label_asks_the_version_it_names(server):
