@@ -60,7 +60,7 @@ tf_serving_image() {
 : "${REST_PORT:=8501}"
 
 # The version `make export` writes. Empty: the export takes the next free
-# version when it publishes (saved_model_lib.next_version, the rule TensorFlow
+# version when it publishes (serving/versions.py's next_version, the rule TensorFlow
 # Serving reads versions by), so that a running server picks it up and two
 # concurrent exports take two versions; `make inspect` and `make compat` look
 # at the newest. Set it to export, inspect or run that version.

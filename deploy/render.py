@@ -7,8 +7,8 @@ The values that must agree across files come from their one place each: the
 models and their names from serving/models.config, the batching and
 monitoring files from serving/, the image from env.sh's tf_serving_image for
 the release the export targets (the Makefile passes it; a cluster runs a
-release, never nightly: pinned_release), TensorFlow Serving's ports from the
-local server's defaults. It writes:
+release, never nightly: pinned_release). TensorFlow Serving's ports are
+k8s/base's, which deploy/check.py holds to env.sh's. It writes:
 
 - k8s/: the kustomize base and overlays (pvc, gcs) with their ConfigMap files,
   the pinned image and the model's probe path: `kubectl apply -k` an overlay;

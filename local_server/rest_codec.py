@@ -262,7 +262,7 @@ def fast_predict(body: bytes) -> FastPredict | None:
     For a body {"signature_name": "...", "instances" or "inputs": <a regular,
     non-empty nested list of numbers>}, which is what clients send for one
     float input, simdjson parses the bytes and copies the numbers out in C,
-    several times faster than building and converting Python lists
+    without building and converting Python lists
     (bench/README.md, "The local server's fast paths"). Anything else, valid or
     not, returns None and takes the general path, which has TensorFlow Serving's
     answers for every case.

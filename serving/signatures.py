@@ -1,6 +1,6 @@
 """A SignatureDef's inputs as TensorFlow Serving reports them (GetModelMetadata, REST's
 /metadata, in JSON form), and your arrays (a .npy, or a .npz of named inputs) checked
-against them: by `make export INPUTS=` and by `make request INPUTS=`.
+against them: by `make export INPUTS=` and `model_server_request.py --inputs`.
 
     signature = client.signatures()[SIGNATURE]
     named = signatures.match_signature(signatures.load("inputs.npz"), signature)

@@ -44,7 +44,7 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"error: {e}") from None
     os.makedirs(_OUT.value, exist_ok=True)
     samples = sample_images(data, _COUNT.value)
-    for name, image in samples:  # Pillow: a grayscale PNG, without importing TensorFlow.
+    for name, image in samples:  # Pillow: a grayscale PNG; tf.image is not needed.
         Image.fromarray(image[:, :, 0]).save(os.path.join(_OUT.value, name))
     pattern = os.path.join(_OUT.value, "*.png")
     print(f"Wrote {len(samples)} test digits to {_OUT.value}/ (make request IMAGES='{pattern}').")
