@@ -66,5 +66,7 @@ tf_serving_image() {
 # at the newest. Set it to export, inspect or run that version.
 : "${MODEL_VERSION:=}"
 
+# DOCKER_IMAGE is derived, so it is not exported: make derives it again from a
+# TF_SERVING_VERSION or GPU you change later (export DOCKER_IMAGE to pin one).
 export MODEL_PATH MODEL SERVING_BATCH_SIZE_SAVE SERVING_BATCH_SIZE COUNT_IMAGES \
-  TF_SERVING_VERSION GPU DOCKER_IMAGE GRPC_PORT REST_PORT MODEL_VERSION
+  TF_SERVING_VERSION GPU GRPC_PORT REST_PORT MODEL_VERSION

@@ -727,6 +727,13 @@ def test_docker_image_follows_tf_serving_version_and_gpu(variables, image):
     assert sourced["DOCKER_IMAGE"] == image
 
 
+def test_a_release_exported_after_sourcing_env_sh_picks_its_image():
+    script = ". ./env.sh; export TF_SERVING_VERSION=2.16 GPU=1; make -s env"
+    result = run(["bash", "-c", script], env={"TF_SERVING_VERSION": "", "GPU": ""})
+    assert result.returncode == 0, result.stderr
+    assert "DOCKER_IMAGE=tensorflow/serving:2.16.1-gpu" in result.stdout.splitlines()
+
+
 def test_the_default_release_and_its_image_come_from_the_release_table(tmp_path):
     # env.sh reads serving/releases.tsv: a changed table changes the default and the image.
     (tmp_path / "serving").mkdir()
