@@ -65,7 +65,8 @@ def match_signature(
         arrays = {next(iter(inputs)): arrays}
     if set(arrays) != set(inputs):
         raise InputsError(
-            f"{source}: arrays {', '.join(sorted(arrays))}, but the signature's inputs are {names}"
+            f"{source}: arrays {', '.join(sorted(arrays))}, but the signature's inputs are {names}:"
+            " save them by those names, np.savez(path, NAME=array, ...)"
         )
     for name, array in arrays.items():
         dtype, dims = tensor_spec(inputs[name])

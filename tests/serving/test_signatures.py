@@ -48,7 +48,8 @@ def test_npy_and_npz_files_load_and_match(tmp_path):
                      "input 'inputs' is int32 (3, 4), the signature takes int32 (2, 4)",
                      id="fixed batch"),
         pytest.param({"numeric": np.zeros((5, 6), np.float32)}, SIGNATURE,
-                     "arrays numeric, but the signature's inputs are numeric, onehot",
+                     "arrays numeric, but the signature's inputs are numeric, onehot: save them "
+                     "by those names, np.savez(path, NAME=array, ...)",
                      id="missing name"),
         pytest.param(np.zeros((5, 6), np.float32), SIGNATURE,
                      "one array, but the signature has 2 inputs (numeric, onehot)",
