@@ -44,10 +44,15 @@ def rebase(config: ModelServerConfig, root: str) -> ModelServerConfig:
 
 
 def write(config: ModelServerConfig, path: str, header: str = "") -> None:
-    """Writes the config's text format, atomically: a poller never reads half a file."""
+    """Writes the config's text format, atomically (replace_atomically)."""
+    replace_atomically(path, (header + text_format.MessageToString(config)).encode())
+
+
+def replace_atomically(path: str, data: bytes) -> None:
+    """Writes `data` to a temporary file renamed into place: a poller never reads half a file."""
     temporary = f"{path}.tmp{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as f:
-        f.write(header + text_format.MessageToString(config))
+    with open(temporary, "wb") as f:
+        f.write(data)
     os.replace(temporary, path)
 
 

@@ -103,9 +103,8 @@ def restored_on_failure(path: str):
     try:
         yield
     except BaseException:
-        if previous is not None:  # Renamed into place: a poller never reads half a file.
-            pathlib.Path(f"{path}.restored").write_bytes(previous)
-            os.replace(f"{path}.restored", path)
+        if previous is not None:
+            model_config.replace_atomically(path, previous)
         raise
 
 
