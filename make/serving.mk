@@ -91,18 +91,18 @@ serve-docker: serve-check
 		-e MODEL_NAME=$(MODEL) -t --rm --name=$(CONTAINER) $(DOCKER_IMAGE) \
 		--xla_cpu_compilation_enabled=true $(strip $(if $(GPU_ON),--xla_gpu_compilation_enabled=true) \
 		$(DOCKER_CONFIG_FLAGS) $(CORS_FLAG))
-	@echo docker > $(KIND_FILE)
+	@echo docker $(GRPC_PORT) $(REST_PORT) > $(KIND_FILE)
 	@nohup docker logs -f $(CONTAINER) > $(LOG_FILE) 2>&1 &
 	@$(WAIT_AVAILABLE) --container=$(CONTAINER) || { $(STOP_SERVER); exit 1; }
 
 serve-binary: serve-check
 	nohup tensorflow_model_server $(strip $(SERVER_FLAGS)) > $(LOG_FILE) 2>&1 & echo $$! > $(PID_FILE)
-	@echo binary > $(KIND_FILE)
+	@echo binary $(GRPC_PORT) $(REST_PORT) > $(KIND_FILE)
 	@$(WAIT_AVAILABLE) --pid=$$(cat $(PID_FILE)) || { $(STOP_SERVER); exit 1; }
 
 serve-local: serve-check
 	nohup $(PY) -m local_server $(strip $(SERVER_FLAGS)) > $(LOG_FILE) 2>&1 & echo $$! > $(PID_FILE)
-	@echo local > $(KIND_FILE)
+	@echo local $(GRPC_PORT) $(REST_PORT) > $(KIND_FILE)
 	@$(WAIT_AVAILABLE) --pid=$$(cat $(PID_FILE)) || { $(STOP_SERVER); exit 1; }
 
 reload: $(STAMP) ## Apply an edited MODEL_CONFIG to the running server (models, versions, labels)

@@ -67,11 +67,13 @@ def reload(
     timeout: float = 300,
     tls_files: tuple[str, str, str] = ("", "", ""),
 ) -> None:
-    """Sends the config in `source` to the server `make serve` started; over TLS when
-    tls_files names a CA (and a client's certificate and key), as model_server_request.py."""
+    """Sends the config in `source` to the server `make serve` started, at the gRPC port it
+    was given (grpc_port if its run files do not say); over TLS when tls_files names a CA
+    (and a client's certificate and key), as model_server_request.py."""
     config = read(source)
     if started is None:
         fail("no server started by `make serve` runs: make serve MODEL_CONFIG=...")
+    grpc_port = started.ports[0] if started.ports else grpc_port
     check_base_paths(config, exports_path)
     polled = out if started.kind != "docker" else ""  # The host's copy, which the server polls.
     with restored_on_failure(polled):
@@ -167,8 +169,10 @@ def main(argv: list[str] | None = None) -> None:
     commands.add_parser("host_copy", parents=[files], help="write the host's copy of the config")
     send = commands.add_parser("reload", parents=[files], help="send the config to the server")
     send.add_argument("--pid_file", required=True, help="holds the pid `make serve` wrote")
-    send.add_argument("--kind_file", required=True, help="holds its kind (docker, ...)")
-    send.add_argument("--grpc_port", type=int, default=int(DEFAULTS["GRPC_PORT"]), help="GRPC_PORT")
+    send.add_argument("--kind_file", required=True, help="holds its kind and ports")
+    send.add_argument(
+        "--grpc_port", type=int, default=int(DEFAULTS["GRPC_PORT"]), help="if --kind_file has none"
+    )
     send.add_argument("--host", default="localhost", help="where the server listens")
     send.add_argument("--timeout", type=float, default=300, help="seconds to wait for the server")
     send.add_argument("--ca_cert", default="", help="gRPC over TLS: the CA of the server's cert")

@@ -49,17 +49,21 @@ def fail(message: str) -> None:
 
 @dataclasses.dataclass(frozen=True)
 class Started:
-    """What the run files say `make serve` started: a kind, and a pid (none for Docker)."""
+    """What the run files say `make serve` started: a kind, a pid (none for Docker), and the
+    gRPC and REST ports it was given (the kind file's line: "local 8500 8501")."""
 
     kind: str
     pid: int | None
+    ports: tuple[int, int] | None = None
 
     @classmethod
     def read(cls, pid_file: str, kind_file: str) -> "Started | None":
-        kind, pid = _read(kind_file), _read(pid_file)
-        if not kind and not pid:
+        words, pid = _read(kind_file).split(), _read(pid_file)
+        if not words and not pid:
             return None
-        return cls(kind or "model", int(pid) if pid.isdigit() else None)
+        kind, *given = words or ["model"]
+        ports = tuple(int(port) for port in given if port.isdigit())
+        return cls(kind, int(pid) if pid.isdigit() else None, ports if len(ports) == 2 else None)
 
     def runs(self, container: str) -> bool:
         """Whether it still runs: its container (Docker), or a model server at its pid."""
@@ -238,14 +242,29 @@ def wait(
         print(f"Model {name} version {numbers} {verb} AVAILABLE.")
 
 
-def started_by_make_serve(pid_file: str, kind_file: str, container: str, log: str) -> str:
-    """What the run files say `make serve` started, and whether it still runs; "" if none."""
+def started_by_make_serve(
+    pid_file: str, kind_file: str, container: str, log: str, rest_port: int | None = None
+) -> str:
+    """What the run files say `make serve` started, on which ports, and whether it still runs
+    (with what to pass if it answers REST elsewhere than `rest_port`); "" if none."""
     started = Started.read(pid_file, kind_file)
     if started is None:
         return ""
     which = f"container {container}" if started.kind == "docker" else f"pid {started.pid}"
     if started.runs(container):
-        return f"Started by make serve: the {started.kind} server ({which}), log in {log}."
+        if started.ports is None:
+            return f"Started by make serve: the {started.kind} server ({which}), log in {log}."
+        grpc_port, rest = started.ports
+        text = (
+            f"Started by make serve: the {started.kind} server ({which}) on gRPC port "
+            f"{grpc_port} and REST port {rest}, log in {log}."
+        )
+        if rest_port is not None and rest != rest_port:
+            text += (
+                f"\nThis asks REST port {rest_port}, not its port: to ask it, make status "
+                f"REST_PORT={rest} (and make request GRPC_PORT={grpc_port} REST_PORT={rest})."
+            )
+        return text
     return (
         f"The {started.kind} server that make serve started ({which}) is no longer running: "
         f"see its log, {log}; make serve starts another."
@@ -403,7 +422,7 @@ def main(argv: list[str] | None = None) -> None:
             host=args.host,
         )
     elif args.command == "status":
-        run_files = args.pid_file, args.kind_file, args.container, args.log
+        run_files = args.pid_file, args.kind_file, args.container, args.log, args.rest_port
         if args.kind_file and (started := started_by_make_serve(*run_files)):
             print(started)
         status(args.model_name, args.rest_port, args.host)
@@ -421,7 +440,9 @@ def _parser() -> argparse.ArgumentParser:
 
     run_files = argparse.ArgumentParser(add_help=False)
     run_files.add_argument("--pid_file", required=True, help="holds the pid `make serve` wrote")
-    run_files.add_argument("--kind_file", required=True, help="holds its kind (docker, ...)")
+    run_files.add_argument(
+        "--kind_file", required=True, help='holds its kind and ports ("local 8500 8501")'
+    )
     run_files.add_argument("--container", default="", help="the container `make serve` starts")
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument("--model_name", required=True, help="the served model's name")

@@ -615,7 +615,8 @@ def test_serve_status_stop_and_process_faults(tmp_path, untrained_mlp):
     assert "version 1 is AVAILABLE" in out
     try:
         status = make("status", *variables)
-        assert "Started by make serve: the local server" in status
+        ports = dict(v.split("=", 1) for v in variables)
+        assert f"on gRPC port {ports['GRPC_PORT']} and REST port {ports['REST_PORT']}," in status
         assert "version 1: AVAILABLE" in status
         # A second server is refused, and the first one keeps running.
         second = run(["make", "serve", *variables])

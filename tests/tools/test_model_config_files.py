@@ -93,6 +93,17 @@ def test_a_failed_reload_puts_back_the_copy_the_server_polls(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["models", "models.config"]  # No temporary left.
 
 
+def test_reload_asks_the_grpc_port_that_make_serve_was_given(tmp_path):
+    (tmp_path / "models" / "mnist_flax").mkdir(parents=True)
+    (tmp_path / "models" / "mnist_pure_jax").mkdir()
+    given, asked = free_port(), free_port()
+    with pytest.raises(SystemExit, match=f"no gRPC answer from localhost:{given}"):
+        model_config_files.reload(
+            str(CONFIG), str(tmp_path / "models"), str(tmp_path / "models.config"),
+            Started("local", 1, ports=(given, free_port())), grpc_port=asked, timeout=2,
+        )  # fmt: skip
+
+
 def test_only_base_paths_under_models_are_checked_on_this_host(tmp_path):
     """Other paths are the server's own (a container's): nothing here can check them."""
     config = model_config.read(str(CONFIG))

@@ -61,10 +61,10 @@ def run_files(tmp_path):
     """write(pid, kind) writes the run files `make serve` writes; returns their paths."""
     pid_file, kind_file = tmp_path / "server.pid", tmp_path / "server.kind"
 
-    def write(pid, kind="local"):
+    def write(pid, kind="local", ports=""):
         if pid is not None:
             pid_file.write_text(f"{pid}\n")
-        kind_file.write_text(f"{kind}\n")
+        kind_file.write_text(f"{kind} {ports}\n")
 
     write.paths = (str(pid_file), str(kind_file))
     return write
@@ -319,13 +319,24 @@ def test_status_without_a_server_says_to_start_one():
 def test_status_says_whether_the_server_make_serve_started_still_runs(
     run_files, model_server, dead_pid, fake_docker
 ):
-    def started(*args):
-        return server_process.started_by_make_serve(*run_files.paths, *args, "run/server.log")
+    def started(container, rest_port=None):
+        log = "run/server.log"
+        return server_process.started_by_make_serve(*run_files.paths, container, log, rest_port)
 
     assert started("serving") == ""  # No run files: make serve started nothing.
     run_files(model_server)
     assert started("serving") == (
         f"Started by make serve: the local server (pid {model_server}), log in run/server.log."
+    )
+    run_files(model_server, ports="9500 9501")  # What make serve writes.
+    assert started("serving") == (
+        f"Started by make serve: the local server (pid {model_server}) on gRPC port 9500 and "
+        "REST port 9501, log in run/server.log."
+    )
+    assert started("serving", 9501) == started("serving")  # status asks its REST port.
+    assert started("serving", 8501).endswith(
+        "log in run/server.log.\nThis asks REST port 8501, not its port: to ask it, make "
+        "status REST_PORT=9501 (and make request GRPC_PORT=9500 REST_PORT=9501)."
     )
     run_files(dead_pid)  # Killed, say, with its pid file left behind.
     assert started("serving") == (
