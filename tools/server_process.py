@@ -198,9 +198,9 @@ def _check_export_fits(
         )
         print(
             f"warning: version {version} was exported for {made_for}, which TensorFlow Serving "
-            f"{serving.release} may fail to run. Check: make compat "
-            f"TF_SERVING_VERSION={serving.release}; or export for it: make export "
-            f"TF_SERVING_VERSION={serving.release}",
+            f"{serving.release} may fail to run. Check that release alone: make compat "
+            f"COMPAT_VERSIONS={serving.release} TF_SERVING_VERSION={serving.release}; or "
+            f"export for it: make export TF_SERVING_VERSION={serving.release}",
             file=sys.stderr,
         )
 

@@ -176,7 +176,7 @@ def test_preflight_warns_when_the_release_may_not_run_the_export(
     err = capsys.readouterr().err
     assert ("warning: version 1 was exported for" in err) == warns
     if warns:
-        assert f"make compat TF_SERVING_VERSION={serving}" in err
+        assert f"make compat COMPAT_VERSIONS={serving} TF_SERVING_VERSION={serving};" in err
 
 
 @pytest.mark.parametrize("model_config", ["", "serving/models.config"], ids=["model", "config"])
