@@ -55,9 +55,10 @@ _VERBOSE = flags.DEFINE_boolean("verbose", False, "Log each batch's predictions,
 def main(_: list[str]) -> None:
     batch_size, count, wait = _BATCH_SIZE.value, _COUNT.value, _CONNECT_TIMEOUT.value
     if count % batch_size and not (_IMAGES.value or _INPUTS.value):
+        fit = count - count % batch_size or batch_size
         sys.exit(
             f"error: --count_images={count} is not a multiple of --serving_batch_size="
-            f"{batch_size}: use COUNT_IMAGES={count - count % batch_size or batch_size}."
+            f"{batch_size}: use --count_images={fit} (make request COUNT_IMAGES={fit})."
         )
     try:  # --inputs and --images read their files (a bad one is reported) before connecting.
         client = make_client()

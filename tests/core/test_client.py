@@ -1,9 +1,11 @@
 """The request client: serving_client and mnist_client (in process), model_server_request.py's
 exit and output."""
 
+import contextlib
 import json
 import logging
 import re
+import socket
 import sys
 import threading
 import time
@@ -270,8 +272,9 @@ def test_request_script_takes_its_defaults_from_env_sh():
 
 
 def test_rest_without_an_address_asks_the_rest_port():
-    if serving_client._listens(f"localhost:{DEFAULTS['REST_PORT']}"):
-        pytest.skip(f"a server of this machine listens on port {DEFAULTS['REST_PORT']}")
+    port = int(DEFAULTS["REST_PORT"])
+    with contextlib.suppress(OSError), socket.create_connection(("localhost", port), timeout=2):
+        pytest.skip(f"a server of this machine listens on port {port}")
     result = request_cli("--nouse_grpc", "--connect_timeout=0.3")
     assert result.returncode == 1
     assert f"no model server answers REST at localhost:{DEFAULTS['REST_PORT']}" in result.stderr
@@ -280,4 +283,7 @@ def test_rest_without_an_address_asks_the_rest_port():
 def test_request_script_refuses_a_count_the_batch_does_not_divide():
     result = request_cli("--count_images=100")
     assert result.returncode == 1
-    assert "not a multiple of --serving_batch_size=16: use COUNT_IMAGES=96" in result.stderr
+    assert (
+        "not a multiple of --serving_batch_size=16: use --count_images=96 (make request "
+        "COUNT_IMAGES=96)." in result.stderr
+    )
