@@ -99,14 +99,16 @@ def check_base_paths(config, exports_path: str) -> None:
 
 @contextlib.contextmanager
 def restored_on_failure(path: str):
-    """Puts the file at `path` back as it was if the block fails, so that the server's
-    polling never reads a config that the server refused."""
+    """Puts the file at `path` back as it was (or removes it if there was none) if the block
+    fails, so that the server's polling never reads a config that the server refused."""
     previous = pathlib.Path(path).read_bytes() if path and os.path.exists(path) else None
     try:
         yield
     except BaseException:
         if previous is not None:
             model_config.replace_atomically(path, previous)
+        elif path:
+            pathlib.Path(path).unlink(missing_ok=True)
         raise
 
 
@@ -132,7 +134,9 @@ def send_config(config, grpc_port: int, host: str, timeout: float, tls_files) ->
                 advice = (
                     " A label moves only to a loaded version: list the version in the "
                     "model_version_policy first, `make reload`, then move the label and "
-                    "`make reload` again."
+                    "`make reload` again. A server that make serve started without "
+                    "MODEL_CONFIG takes no label of a version it has not loaded yet: `make "
+                    "stop`, then `make serve MODEL_CONFIG=...`."
                 )
             if e.code() == grpc.StatusCode.UNAVAILABLE:
                 fail(

@@ -76,9 +76,12 @@ def refuse_if_running(pid_file: str, kind_file: str, container: str) -> None:
     """Fails if the server `make serve` started still runs; forgets one that is gone."""
     started = Started.read(pid_file, kind_file)
     if started and started.runs(container):
+        ports = ""
+        if started.ports:
+            ports = f", gRPC port {started.ports[0]}, REST port {started.ports[1]}"
         fail(
             f"a model server started by 'make serve' is already running ({started.kind} server, "
-            f"pid {started.pid or ''}). See it with 'make status'; stop it with 'make stop'."
+            f"pid {started.pid or ''}{ports}). See it with 'make status'; stop it with 'make stop'."
         )
     if started and started.pid:
         print(
@@ -242,45 +245,47 @@ def wait(
         print(f"Model {name} version {numbers} {verb} AVAILABLE.")
 
 
-def started_by_make_serve(
-    pid_file: str, kind_file: str, container: str, log: str, rest_port: int | None = None
-) -> str:
+def started_by_make_serve(started: Started | None, running: bool, container: str, log: str) -> str:
     """What the run files say `make serve` started, on which ports, and whether it still runs
-    (with what to pass if it answers REST elsewhere than `rest_port`); "" if none."""
-    started = Started.read(pid_file, kind_file)
+    (`running`); "" if none."""
     if started is None:
         return ""
     which = f"container {container}" if started.kind == "docker" else f"pid {started.pid}"
-    if started.runs(container):
-        if started.ports is None:
-            return f"Started by make serve: the {started.kind} server ({which}), log in {log}."
-        grpc_port, rest = started.ports
-        text = (
-            f"Started by make serve: the {started.kind} server ({which}) on gRPC port "
-            f"{grpc_port} and REST port {rest}, log in {log}."
+    if not running:
+        return (
+            f"The {started.kind} server that make serve started ({which}) is no longer running: "
+            f"see its log, {log}; make serve starts another."
         )
-        if rest_port is not None and rest != rest_port:
-            text += (
-                f"\nThis asks REST port {rest_port}, not its port: to ask it, make status "
-                f"REST_PORT={rest} (and make request GRPC_PORT={grpc_port} REST_PORT={rest})."
-            )
-        return text
-    return (
-        f"The {started.kind} server that make serve started ({which}) is no longer running: "
-        f"see its log, {log}; make serve starts another."
-    )
+    ports = ""
+    if started.ports:
+        ports = f" on gRPC port {started.ports[0]} and REST port {started.ports[1]}"
+    return f"Started by make serve: the {started.kind} server ({which}){ports}, log in {log}."
 
 
-def status(model_name: str, rest_port: int, host: str = "localhost") -> None:
-    """Prints the model's version states, as the server reports them."""
+def status(
+    model_name: str,
+    rest_port: int,
+    host: str = "localhost",
+    started_ports: tuple[int, int] | None = None,
+) -> None:
+    """Prints the model's version states, as the server reports them; started_ports: the
+    (gRPC, REST) ports of the server `make serve` started, if it runs, to say how to ask it."""
     import requests
 
     from serving import model_status
 
+    elsewhere = ""  # How to ask the server make serve started, if it answers on other ports.
+    if started_ports and started_ports[1] != rest_port:
+        grpc_port, rest = started_ports
+        elsewhere = (
+            f"the server make serve started answers REST at port {rest}: make status "
+            f"REST_PORT={rest} (and make request GRPC_PORT={grpc_port} REST_PORT={rest})"
+        )
     try:
         statuses = model_status.version_states(f"http://{host}:{rest_port}/v1/models/{model_name}")
     except requests.ConnectionError:
-        fail(f"no model server answers at {host}:{rest_port}. Start one: make serve")
+        advice = f"but {elsewhere}" if elsewhere else "start one: make serve"
+        fail(f"no model server answers at {host}:{rest_port}; {advice}")
     except (requests.RequestException, ValueError) as e:
         fail(str(e))
     print(f"Model {model_name} at {host}:{rest_port}:")
@@ -291,6 +296,8 @@ def status(model_name: str, rest_port: int, host: str = "localhost") -> None:
             f"  no version: the server is still loading {model_name}, or serves no model of "
             "that name (make status MODEL=<the served name>)"
         )
+    if elsewhere:
+        print(f"This is another server; {elsewhere}.")
 
 
 def stop(pid_file: str, kind_file: str, container: str) -> None:
@@ -422,10 +429,11 @@ def main(argv: list[str] | None = None) -> None:
             host=args.host,
         )
     elif args.command == "status":
-        run_files = args.pid_file, args.kind_file, args.container, args.log, args.rest_port
-        if args.kind_file and (started := started_by_make_serve(*run_files)):
-            print(started)
-        status(args.model_name, args.rest_port, args.host)
+        started = Started.read(args.pid_file, args.kind_file) if args.kind_file else None
+        running = started is not None and started.runs(args.container)
+        if started:
+            print(started_by_make_serve(started, running, args.container, args.log))
+        status(args.model_name, args.rest_port, args.host, started.ports if running else None)
     else:
         stop(args.pid_file, args.kind_file, args.container)
 

@@ -91,6 +91,13 @@ def test_a_failed_reload_puts_back_the_copy_the_server_polls(tmp_path):
         )  # fmt: skip
     assert out.read_text() == "the config the server runs\n"
     assert sorted(os.listdir(tmp_path)) == ["models", "models.config"]  # No temporary left.
+    out.unlink()  # A server started without MODEL_CONFIG: make serve wrote no copy.
+    with pytest.raises(SystemExit, match="no gRPC answer from localhost:"):
+        model_config_files.reload(
+            str(CONFIG), str(tmp_path / "models"), str(out), Started("local", 1),
+            grpc_port=free_port(), timeout=5,
+        )  # fmt: skip
+    assert sorted(os.listdir(tmp_path)) == ["models"]  # The refused copy is not left behind.
 
 
 def test_reload_asks_the_grpc_port_that_make_serve_was_given(tmp_path):

@@ -312,39 +312,59 @@ def test_wait_stops_when_the_server_exits_and_shows_its_log(tmp_path, dead_pid):
 
 def test_status_without_a_server_says_to_start_one():
     port = free_port()
-    with pytest.raises(SystemExit, match=f"no model server answers at localhost:{port}. Start one"):
+    with pytest.raises(SystemExit, match=f"no model server answers at localhost:{port}; start one"):
         server_process.status("m", port)
+
+
+def test_status_says_how_to_ask_the_server_make_serve_started_on_other_ports(capsys):
+    asked = free_port()
+    with pytest.raises(SystemExit) as failed:
+        server_process.status("m", asked, started_ports=(9500, 9501))
+    assert str(failed.value) == (
+        f"error: no model server answers at localhost:{asked}; but the server make serve "
+        "started answers REST at port 9501: make status REST_PORT=9501 (and make request "
+        "GRPC_PORT=9500 REST_PORT=9501)"
+    )
+    with rest_endpoint({"m": [("1", "AVAILABLE")]}) as port:
+        server_process.status("m", port, started_ports=(9500, 9501))  # Another server answers.
+        assert capsys.readouterr().out.endswith(
+            "  version 1: AVAILABLE\nThis is another server; the server make serve started "
+            "answers REST at port 9501: make status REST_PORT=9501 (and make request "
+            "GRPC_PORT=9500 REST_PORT=9501).\n"
+        )
+        server_process.status("m", port, started_ports=(9500, port))  # It is that server.
+        assert "another server" not in capsys.readouterr().out
 
 
 def test_status_says_whether_the_server_make_serve_started_still_runs(
     run_files, model_server, dead_pid, fake_docker
 ):
-    def started(container, rest_port=None):
-        log = "run/server.log"
-        return server_process.started_by_make_serve(*run_files.paths, container, log, rest_port)
+    def started(container="serving"):
+        run = server_process.Started.read(*run_files.paths)
+        running = run is not None and run.runs(container)
+        return server_process.started_by_make_serve(run, running, container, "run/server.log")
 
-    assert started("serving") == ""  # No run files: make serve started nothing.
+    assert started() == ""  # No run files: make serve started nothing.
     run_files(model_server)
-    assert started("serving") == (
+    assert started() == (
         f"Started by make serve: the local server (pid {model_server}), log in run/server.log."
     )
     run_files(model_server, ports="9500 9501")  # What make serve writes.
-    assert started("serving") == (
+    assert started() == (
         f"Started by make serve: the local server (pid {model_server}) on gRPC port 9500 and "
         "REST port 9501, log in run/server.log."
     )
-    assert started("serving", 9501) == started("serving")  # status asks its REST port.
-    assert started("serving", 8501).endswith(
-        "log in run/server.log.\nThis asks REST port 8501, not its port: to ask it, make "
-        "status REST_PORT=9501 (and make request GRPC_PORT=9500 REST_PORT=9501)."
-    )
+    with pytest.raises(
+        SystemExit, match=r"\(local server, pid \d+, gRPC port 9500, REST port 9501"
+    ):
+        server_process.refuse_if_running(*run_files.paths, "serving")
     run_files(dead_pid)  # Killed, say, with its pid file left behind.
-    assert started("serving") == (
+    assert started() == (
         f"The local server that make serve started (pid {dead_pid}) is no longer running: see "
         "its log, run/server.log; make serve starts another."
     )
     run_files(None, kind="docker")  # A docker that lists no container: it is gone.
-    assert started("serving").startswith("The docker server that make serve started (container")
+    assert started().startswith("The docker server that make serve started (container")
     assert fake_docker.calls() == ["ps -q -f name=^serving$"]
 
 
