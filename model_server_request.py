@@ -14,7 +14,7 @@ import sys
 
 from absl import app, flags
 
-from clients import image_client, inputs_client, mnist_client, serving_client
+from clients import image_client, inputs_client, mnist_client, serving_client, tls
 from models import mnist_data
 from serving.env import DEFAULTS
 from serving.signatures import InputsError
@@ -90,14 +90,14 @@ def main(_: list[str]) -> None:
 
 
 def make_client() -> serving_client.GrpcClient | serving_client.RestClient:
-    """The client the flags ask for: gRPC (over TLS with --ca_cert) or REST."""
+    """The client the flags ask for: gRPC (over TLS with --ca_cert: clients/tls.py) or REST."""
     port = DEFAULTS["GRPC_PORT"] if _USE_GRPC.value else DEFAULTS["REST_PORT"]
     address = _ADDRESS.value or f"localhost:{port}"
     args = address, _MODEL.value, _REQUEST_TIMEOUT.value, _LABEL.value
     if not _USE_GRPC.value:
         return serving_client.RestClient(*args)
-    tls = _CA_CERT.value, _CLIENT_CERT.value, _CLIENT_KEY.value
-    return serving_client.GrpcClient(*args, serving_client.grpc_channel(address, *tls))
+    tls_files = _CA_CERT.value, _CLIENT_CERT.value, _CLIENT_KEY.value
+    return serving_client.GrpcClient(*args, tls.channel(address, *tls_files))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import base64
 import contextlib
 import functools
 import json
-import pathlib
 import socket
 import threading
 import time
@@ -25,6 +24,7 @@ from google.protobuf import json_format
 from serving.signatures import SIGNATURE
 
 _NO_SERVER = "no model server answers {} at {} within {:g} s: start one with `make serve`."
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", -1)]  # Answers of any size.
 
 
 class RequestError(Exception):
@@ -35,38 +35,16 @@ class UnknownModelError(RequestError):
     """The server serves no such model (NOT_FOUND, HTTP 404); an unknown label is invalid."""
 
 
-def grpc_channel(address: str, ca_cert="", client_cert="", client_key="") -> grpc.Channel:
-    """A channel to a server: over TLS when ca_cert names the CA file (PEM) of the server's
-    certificate, with a client certificate and key files for a server that verifies clients;
-    plaintext without."""
-    options = [("grpc.max_receive_message_length", -1)]
-    if not ca_cert:
-        if client_cert or client_key:
-            raise RequestError("a client certificate needs TLS: give --ca_cert too")
-        return grpc.insecure_channel(address, options)
-    if bool(client_cert) != bool(client_key):
-        raise RequestError("give both --client_cert and --client_key, or neither")
-    paths = ca_cert, client_key, client_cert
-    try:
-        pems = [pathlib.Path(path).read_bytes() if path else None for path in paths]
-    except OSError as e:
-        raise RequestError(
-            f"cannot read {e.filename}: {e.strerror}. TLS_DIR names the folder of the server's "
-            "ca.crt (and client.crt, client.key): make certs TLS_DIR=DIR writes a set for trying."
-        ) from None
-    return grpc.secure_channel(address, grpc.ssl_channel_credentials(*pems), options)
-
-
 class GrpcClient:
     """One model through the gRPC API; label: ask the version a model config's label names;
-    channel: from grpc_channel(address, ...) for TLS; by default a plaintext one."""
+    channel: over TLS from clients/tls.py; by default plaintext."""
 
     def __init__(self, address: str, model: str, timeout: float, label="", channel=None):
         self.address, self.model, self.timeout = address, model, timeout
         self._spec = {"name": model, "signature_name": SIGNATURE}  # A ModelSpec's fields.
         if label:  # A oneof: unset (not ""), the newest version answers.
             self._spec["version_label"] = label
-        self._channel = channel or grpc_channel(address)
+        self._channel = channel or grpc.insecure_channel(address, CHANNEL_OPTIONS)
 
     @functools.cached_property
     def _stub(self):
@@ -103,7 +81,10 @@ class GrpcClient:
         """{input name: array} -> the only output's array, or {output name: array}: as REST."""
         import tensorflow as tf
 
-        response = self.send(self.predict_request(inputs, signature_name))
+        with _errors(self.address):
+            response = self._stub.Predict(
+                self.predict_request(inputs, signature_name), timeout=self.timeout
+            )
         outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
         return outputs.popitem()[1] if len(outputs) == 1 else outputs
 

@@ -117,11 +117,11 @@ def send_config(config, grpc_port: int, host: str, timeout: float, tls_files) ->
     import grpc
     from tensorflow_serving.apis import model_management_pb2, model_service_pb2_grpc
 
-    from clients import serving_client
+    from clients import serving_client, tls
 
     request = model_management_pb2.ReloadConfigRequest(config=config)
     try:
-        channel = serving_client.grpc_channel(f"{host}:{grpc_port}", *tls_files)
+        channel = tls.channel(f"{host}:{grpc_port}", *tls_files)
     except serving_client.RequestError as e:
         fail(str(e))
     with channel:

@@ -119,16 +119,6 @@ def test_the_rest_body_carries_each_float32_exactly():
     assert set(two["inputs"]) == {"a", "b"}  # Named, when a single input would not be.
 
 
-def test_a_missing_tls_file_says_where_the_files_come_from(tmp_path):
-    with pytest.raises(serving_client.RequestError) as missing:
-        serving_client.grpc_channel("localhost:1", str(tmp_path / "ca.crt"))
-    assert str(missing.value) == (
-        f"cannot read {tmp_path}/ca.crt: No such file or directory. TLS_DIR names the folder "
-        "of the server's ca.crt (and client.crt, client.key): make certs TLS_DIR=DIR writes a "
-        "set for trying."
-    )
-
-
 @pytest.mark.parametrize("client_type", [serving_client.GrpcClient, serving_client.RestClient])
 def test_without_a_server_the_client_says_to_start_one(client_type):
     client = client_type(f"localhost:{free_port()}", "mnist_pure_jax", 1)  # Nothing listens.

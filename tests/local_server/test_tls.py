@@ -15,6 +15,7 @@ from half_plus_two import write_tf2
 from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
 from clients import serving_client
+from clients import tls as client_tls
 from local_server import tls
 from local_server.protos.ssl_config_pb2 import SSLConfig
 from serving.status import ServingError
@@ -67,13 +68,13 @@ def test_client_verify_admits_only_clients_of_its_ca(files, model):
     with local_server("default", model, f"--ssl_config_file={files['ssl.config']}") as server:
         address = server.grpc_address
         ca, cert, key = files["ca.crt"], files["client.crt"], files["client.key"]
-        assert status(serving_client.grpc_channel(address, ca, cert, key)) == 1
+        assert status(client_tls.channel(address, ca, cert, key)) == 1
         assert refused(grpc.insecure_channel(address)) == grpc.StatusCode.UNAVAILABLE
-        assert refused(serving_client.grpc_channel(address, ca)) == grpc.StatusCode.UNAVAILABLE
-        other = serving_client.grpc_channel(address, ca, files["other.crt"], files["other.key"])
+        assert refused(client_tls.channel(address, ca)) == grpc.StatusCode.UNAVAILABLE
+        other = client_tls.channel(address, ca, files["other.crt"], files["other.key"])
         assert refused(other) == grpc.StatusCode.UNAVAILABLE
         # A client that trusts another CA refuses the server.
-        distrust = serving_client.grpc_channel(address, files["other_ca.crt"], cert, key)
+        distrust = client_tls.channel(address, files["other_ca.crt"], cert, key)
         assert refused(distrust) == grpc.StatusCode.UNAVAILABLE
         # REST stays plaintext (as in TensorFlow Serving).
         assert server.status()["1"]["state"] == "AVAILABLE"
@@ -82,7 +83,7 @@ def test_client_verify_admits_only_clients_of_its_ca(files, model):
 def test_without_client_verify_any_tls_client_gets_answers(files, model):
     with local_server("default", model, f"--ssl_config_file={files['no_verify.config']}") as server:
         address = server.grpc_address
-        assert status(serving_client.grpc_channel(address, files["ca.crt"])) == 1
+        assert status(client_tls.channel(address, files["ca.crt"])) == 1
         assert refused(grpc.insecure_channel(address)) == grpc.StatusCode.UNAVAILABLE
 
 
