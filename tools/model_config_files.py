@@ -20,7 +20,7 @@ import sys
 from serving import model_config
 from serving.env import DEFAULTS
 from serving.status import ServingError
-from tools.server_process import Started
+from tools.server_process import Started, run_files_arguments
 
 
 def fail(message: str) -> None:
@@ -171,9 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     files.add_argument("--exports_path", required=True, help="MODEL_PATH, mounted at /models")
     files.add_argument("--out", required=True, help="where the host's copy goes")
     commands.add_parser("host_copy", parents=[files], help="write the host's copy of the config")
-    send = commands.add_parser("reload", parents=[files], help="send the config to the server")
-    send.add_argument("--pid_file", required=True, help="holds the pid `make serve` wrote")
-    send.add_argument("--kind_file", required=True, help="holds its kind and ports")
+    send = commands.add_parser(
+        "reload", parents=[files, run_files_arguments()], help="send the config to the server"
+    )
     send.add_argument(
         "--grpc_port", type=int, default=int(DEFAULTS["GRPC_PORT"]), help="if --kind_file has none"
     )

@@ -438,6 +438,17 @@ def main(argv: list[str] | None = None) -> None:
         stop(args.pid_file, args.kind_file, args.container)
 
 
+def run_files_arguments() -> argparse.ArgumentParser:
+    """--pid_file and --kind_file, the run files `make serve` writes: a parent parser for
+    this tool's commands and `make reload`'s."""
+    run_files = argparse.ArgumentParser(add_help=False)
+    run_files.add_argument("--pid_file", required=True, help="holds the pid `make serve` wrote")
+    run_files.add_argument(
+        "--kind_file", required=True, help='holds its kind and ports ("local 8500 8501")'
+    )
+    return run_files
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tools.server_process",
@@ -446,11 +457,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run_files = argparse.ArgumentParser(add_help=False)
-    run_files.add_argument("--pid_file", required=True, help="holds the pid `make serve` wrote")
-    run_files.add_argument(
-        "--kind_file", required=True, help='holds its kind and ports ("local 8500 8501")'
-    )
+    run_files = run_files_arguments()
     run_files.add_argument("--container", default="", help="the container `make serve` starts")
     model = argparse.ArgumentParser(add_help=False)
     model.add_argument("--model_name", required=True, help="the served model's name")
