@@ -3,10 +3,11 @@ r"""Send MNIST test images to a model server over gRPC or REST; print accuracy a
     python model_server_request.py --model_spec_name=mnist_flax --use_grpc \
         --prediction_service_addr=localhost:8500 --serving_batch_size=16 --count_images=128
 
-Each batch goes main -> mnist_client.send_batches -> client.predict, which calls the
-server's Predict (clients/serving_client.py). --images='digits/*.png' sends image files
-and prints each one's digit (clients/image_client.py); --inputs=file.npz sends your arrays
-to any model and prints its outputs (clients/inputs_client.py).
+Each batch goes main -> mnist_client.send_batches (a thread times each request) ->
+client.predict -> send, which calls the server's Predict (clients/serving_client.py).
+--images='digits/*.png' sends image files and prints each one's digit
+(clients/image_client.py); --inputs=file.npz sends your arrays to any model and prints its
+outputs (clients/inputs_client.py).
 """
 
 import gc

@@ -81,10 +81,7 @@ class GrpcClient:
         """{input name: array} -> the only output's array, or {output name: array}: as REST."""
         import tensorflow as tf
 
-        with _errors(self.address):
-            response = self._stub.Predict(
-                self.predict_request(inputs, signature_name), timeout=self.timeout
-            )
+        response = self.send(self.predict_request(inputs, signature_name))
         outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
         return outputs.popitem()[1] if len(outputs) == 1 else outputs
 
